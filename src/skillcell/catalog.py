@@ -1,0 +1,281 @@
+"""Find skill bundles on the search path and map their scripts to MCP tools.
+
+Tool names match `[A-Za-z0-9_-]{1,64}` (what LLM APIs accept). The name of script `s` of skill
+`org/name` is `org_name_s`: each name segment and the script keep letters, digits and `-`
+(anything else, `_` included, becomes `-`, so `_` only ever separates), joined by `_`. The
+script is left out when it repeats the skill's last segment or is a legacy bundle's single
+command. A name over 64 characters keeps 55 and gains `_` + 8 hex digits of a hash of the full
+identity; a collision is resolved the same way for every bundle but the one found first, and
+reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ManifestError, ToolNotFound
+from .manifest import DEFAULT_SCRIPT, MANIFEST_FILES, Script, Skill, find_manifest, load_skill
+
+MAX_TOOL_NAME = 64
+_UNSAFE = re.compile(r"[^A-Za-z0-9-]")
+_SKIP_DIRS = {".git", "__pycache__", "node_modules", ".venv", "venv"}
+_MAX_DEPTH = 4  # <root>/<org>/<name>/ and a little more
+
+
+def search_path(
+    cli_dirs: Sequence[Path | str] = (),
+    *,
+    environ: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    home: Path | None = None,
+    data_dir: Path | None = None,
+) -> list[Path]:
+    """The directories searched for bundles, first wins, duplicates removed."""
+    environ = os.environ.copy() if environ is None else environ
+    cwd = Path.cwd() if cwd is None else cwd
+    home = Path.home() if home is None else home
+    if data_dir is None:
+        import platformdirs
+
+        data_dir = Path(platformdirs.user_data_dir("skillcell"))
+    env_dirs = [p for p in environ.get("SKILLCELL_SKILLS_PATH", "").split(os.pathsep) if p]
+    candidates = [
+        *map(Path, cli_dirs),
+        *map(Path, env_dirs),
+        cwd / "skills",
+        cwd / "agents" / "skills",
+        home / ".agents" / "skills",
+        data_dir / "skills",
+    ]
+    seen: set[Path] = set()
+    out = []
+    for path in candidates:
+        resolved = (cwd / path).resolve() if not path.is_absolute() else path.resolve()
+        if resolved not in seen:
+            seen.add(resolved)
+            out.append(resolved)
+    return out
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    skill: Skill
+    script: Script
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.skill.name}:{self.script.name}"
+
+    @property
+    def annotations(self) -> dict[str, Any]:
+        return self.skill.annotations_for(self.script)
+
+    def definition(self) -> dict[str, Any]:
+        """The MCP tool definition (JSON shape of tools/list)."""
+        annotations = self.annotations
+        title = annotations.get("title") or _title(self.skill, self.script)
+        parts = [self.script.description, self.skill.description]
+        definition: dict[str, Any] = {
+            "name": self.name,
+            "title": title,
+            "description": "\n\n".join(p for p in parts if p) or self.qualified,
+            "inputSchema": self.script.input_schema,
+        }
+        if self.script.output_schema is not None:
+            definition["outputSchema"] = self.script.output_schema
+        hints = {k: v for k, v in annotations.items()}
+        if hints:
+            definition["annotations"] = hints
+        definition["_meta"] = {
+            "skillcell/skill": self.skill.name,
+            "skillcell/version": self.skill.version,
+            "skillcell/script": self.script.name,
+        }
+        return definition
+
+    def summary(self) -> dict[str, Any]:
+        """The `list --json` shape."""
+        d = self.definition()
+        return {
+            "name": self.name,
+            "title": d["title"],
+            "description": d["description"],
+            "inputSchema": d["inputSchema"],
+            "outputSchema": d.get("outputSchema"),
+            "annotations": d.get("annotations", {}),
+            "skill": self.skill.name,
+            "script": self.script.name,
+            "version": self.skill.version,
+            "path": str(self.skill.path),
+        }
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A bundle that was skipped, or something worth a warning."""
+
+    path: Path
+    message: str
+    severity: str = "error"  # or "warning"
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.message}"
+
+
+@dataclass
+class Catalog:
+    skills: list[Skill] = field(default_factory=list)
+    tools: dict[str, Tool] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def documents(self) -> list[Skill]:
+        """Bundles with no runnable script: published as documentation only."""
+        return [s for s in self.skills if not s.scripts]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    def lookup(self, name: str) -> Tool:
+        """By MCP tool name, or by `org/name[:script]`."""
+        if name in self.tools:
+            return self.tools[name]
+        skill_name, _, script = name.partition(":")
+        matches = [
+            t
+            for t in self.tools.values()
+            if t.skill.name == skill_name and (not script or t.script.name == script)
+        ]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise ToolNotFound(name, [t.qualified for t in matches])
+        close = [n for n in self.tools if name.lower() in n.lower()][:3]
+        raise ToolNotFound(name, close)
+
+
+def scan(roots: Iterable[Path]) -> Catalog:
+    """Load every bundle under `roots`; broken bundles become problems, never exceptions."""
+    catalog = Catalog()
+    by_name: dict[str, Skill] = {}
+    for root in roots:
+        for directory in _bundle_dirs(root):
+            try:
+                skill = load_skill(directory)
+            except ManifestError as exc:
+                catalog.problems.append(Problem(exc.path, str(exc)))
+                continue
+            catalog.problems += [Problem(skill.manifest, w, "warning") for w in skill.warnings]
+            first = by_name.get(skill.name)
+            if first is not None:
+                catalog.problems.append(
+                    Problem(
+                        skill.path,
+                        f"{skill.path}: {skill.name} is shadowed by {first.path}, found first",
+                        "warning",
+                    )
+                )
+                continue
+            by_name[skill.name] = skill
+            catalog.skills.append(skill)
+    _name_tools(catalog)
+    return catalog
+
+
+def _bundle_dirs(root: Path) -> Iterable[Path]:
+    """Bundle directories under root, depth-first in sorted order; a bundle is not descended."""
+    if not root.is_dir():
+        return
+    stack = [(root, 0)]
+    while stack:
+        directory, depth = stack.pop()
+        if find_manifest(directory) is not None:
+            yield directory
+            continue
+        if depth >= _MAX_DEPTH:
+            continue
+        try:
+            children = sorted(
+                (e for e in os.scandir(directory) if e.is_dir() and e.name not in _SKIP_DIRS
+                 and not e.name.startswith(".")),  # fmt: skip
+                key=lambda e: e.name,
+                reverse=True,
+            )
+        except OSError:
+            continue
+        stack.extend((Path(e.path), depth + 1) for e in children)
+
+
+def tool_name(skill: Skill, script: Script) -> str:
+    segments = [_UNSAFE.sub("-", s) for s in skill.name.split("/")]
+    if script.name != DEFAULT_SCRIPT and script.name != skill.name.split("/")[-1]:
+        segments.append(_UNSAFE.sub("-", script.name))
+    name = "_".join(segments)
+    if len(name) > MAX_TOOL_NAME:
+        name = _hashed(name, skill, script)
+    return name
+
+
+def _hashed(name: str, skill: Skill, script: Script) -> str:
+    digest = hashlib.sha256(f"{skill.name}:{script.name}".encode()).hexdigest()[:8]
+    return f"{name[:55]}_{digest}"
+
+
+def _name_tools(catalog: Catalog) -> None:
+    for skill in catalog.skills:
+        for script in skill.scripts:
+            name = tool_name(skill, script)
+            if name in catalog.tools:
+                taken = catalog.tools[name]
+                renamed = _hashed(name, skill, script)
+                catalog.problems.append(
+                    Problem(
+                        skill.manifest,
+                        f"{skill.manifest}: tool name {name} of {skill.name}:{script.name} "
+                        f"collides with {taken.qualified}; published as {renamed}",
+                        "warning",
+                    )
+                )
+                name = renamed
+            catalog.tools[name] = Tool(name, skill, script)
+
+
+def bundle_digest(directory: Path) -> str:
+    """A content digest of the bundle's files: paths, modes, bytes and link targets."""
+    h = hashlib.sha256()
+    for path in sorted(_bundle_files(directory)):
+        rel = path.relative_to(directory).as_posix()
+        h.update(rel.encode() + b"\0")
+        if path.is_symlink():
+            h.update(b"L" + os.readlink(path).encode() + b"\0")
+            continue
+        st = path.stat()
+        h.update(b"X" if st.st_mode & 0o111 else b"F")
+        h.update(str(st.st_size).encode() + b"\0")
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _bundle_files(directory: Path) -> Iterable[Path]:
+    for dirpath, dirnames, filenames in os.walk(directory):
+        dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS]
+        for name in filenames:
+            yield Path(dirpath) / name
+
+
+def _title(skill: Skill, script: Script) -> str:
+    base = skill.name.split("/")[-1].replace("-", " ").replace("_", " ").capitalize()
+    if script.name in (DEFAULT_SCRIPT, skill.name.split("/")[-1]):
+        return base
+    return f"{base}: {script.name}"
+
+
+__all__ = ["MANIFEST_FILES", "Catalog", "Problem", "Tool", "bundle_digest", "scan", "search_path"]
