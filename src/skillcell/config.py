@@ -285,7 +285,7 @@ class _Reader:
             number = int(value)
         except (TypeError, ValueError):
             raise self.fail(key, f"{value!r} is not a whole number") from None
-        if number < 1 or isinstance(value, bool) or isinstance(value, float):
+        if number < 1 or isinstance(value, (bool, float)):
             raise self.fail(key, f"{value!r} is not a positive whole number")
         return number
 

@@ -41,9 +41,9 @@ class CappedBuffer:
         return out
 
 
-def staging_dir(output_dir: Path, owner_uid: int | None = None) -> Path:
-    """A fresh, empty directory the sandbox may write /outputs into."""
-    staging = output_dir.parent / STAGING / output_dir.name
+def staging_dir(output_dir: Path, owner_uid: int | None = None, base: Path | None = None) -> Path:
+    """A fresh, empty directory the sandbox may write /outputs into (under `base` if given)."""
+    staging = (base or output_dir.parent / STAGING) / output_dir.name
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
@@ -94,6 +94,12 @@ def publish(staging: Path, output_dir: Path, cap: int) -> Export:
         os.chown(staging, 0, 0)
     os.chmod(staging, 0o755)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
+    if staging.parent != output_dir.parent / STAGING:
+        # Staged elsewhere (another filesystem): copy beside the target first, then rename.
+        near = output_dir.parent / STAGING / output_dir.name
+        shutil.copytree(staging, near, symlinks=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging = near
     os.rename(staging, output_dir)
     return Export(tuple(output_dir / rel for rel in sorted(kept)), tuple(notes))
 

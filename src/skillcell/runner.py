@@ -13,10 +13,12 @@ from typing import Any
 import anyio
 
 from .arguments import validate_arguments
+from .cache import ResultCache, cache_key
 from .catalog import Catalog, Tool, bundle_digest
 from .config import Config
 from .engines import Engines, Progress, no_progress
 from .plan import ExecutionPlan, RunResult
+from .planner import cacheable as plan_cacheable
 from .planner import make_plan
 from .secrets import resolve_env, scrub
 
@@ -37,10 +39,17 @@ class Runner:
         catalog: Callable[[], Catalog],
         config: Config,
         engines: Engines | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self.catalog = catalog
+        # The server's environment is one source of secrets: the env block of an MCP config.
+        self.environ = os.environ if environ is None else environ
         self.config = config
         self.engines = engines or Engines(config)
+        self.cache = ResultCache(config.cache_dir, config.cache_max_bytes)
+
+    async def aclose(self) -> None:
+        await self.engines.aclose()
 
     def prepare(
         self,
@@ -53,9 +62,23 @@ class Runner:
         """Lookup, validation, env and secrets, plan: every error a caller can fix, before I/O."""
         tool = self.catalog().lookup(name)
         valid = validate_arguments(tool.name, tool.script.input_schema, args)
-        sources = [*secret_sources, os.environ]
+        return tool, self._plan(tool, valid, secret_sources, cwd)
+
+    def prepare_unvalidated(self, name: str, args: dict[str, Any]) -> tuple[Tool, ExecutionPlan]:
+        """A plan for `skillcell exec`, whose command replaces the script's anyway."""
+        tool = self.catalog().lookup(name)
+        return tool, self._plan(tool, {k: v for k, v in args.items() if v is not None}, (), None)
+
+    def _plan(
+        self,
+        tool: Tool,
+        valid: dict[str, Any],
+        secret_sources: Sequence[Mapping[str, str]],
+        cwd: Path | None,
+    ) -> ExecutionPlan:
+        sources = [*secret_sources, self.environ]
         env, secrets = resolve_env(tool.skill, tool.name, sources)
-        plan = make_plan(
+        return make_plan(
             tool,
             valid,
             config=self.config,
@@ -63,9 +86,8 @@ class Runner:
             env=env,
             secrets=secrets,
             cwd=cwd,
-            bundle_digest=bundle_digest(tool.skill.path) if self.config.cache_enabled else "",
+            bundle_digest=bundle_digest(tool.skill.path) if plan_cacheable(tool) else "",
         )
-        return tool, plan
 
     async def call(
         self,
@@ -76,10 +98,13 @@ class Runner:
         engine: str | None = None,
         progress: Progress = no_progress,
         cwd: Path | None = None,
+        use_cache: bool = True,
     ) -> Call:
         tool, plan = self.prepare(name, args, secret_sources=secret_sources, cwd=cwd)
         await progress("arguments validated")
-        result = await self.execute(tool, plan, engine=engine, progress=progress)
+        result = await self.execute(
+            tool, plan, engine=engine, progress=progress, use_cache=use_cache
+        )
         return Call(tool, plan, result)
 
     async def execute(
@@ -89,18 +114,31 @@ class Runner:
         *,
         engine: str | None = None,
         progress: Progress = no_progress,
+        use_cache: bool = True,
     ) -> RunResult:
         selection = self.engines.select(plan, engine or tool.skill.engine)
-        await progress(f"engine chosen: {selection.engine.name}")
-        log.info("running %s on %s (call %s)", tool.name, selection.engine.name, plan.call_id)
-        result = await _with_ticks(selection.engine.run(plan, progress), progress)
+        chosen = selection.engine
+        await progress(f"engine chosen: {chosen.name}")
+        key = None
+        if use_cache and plan.cacheable and self.config.cache_enabled:
+            key = cache_key(plan, chosen.name, chosen.image_id(plan), self.cache.secret_key())
+            hit = self.cache.get(key, plan.output_dir)
+            if hit is not None:
+                await progress("done (cached)")
+                return hit
+        log.info("running %s on %s (call %s)", tool.name, chosen.name, plan.call_id)
+        result = await _with_ticks(chosen.run(plan, progress), progress)
         await progress("done")
-        return replace(
+        result = replace(
             result,
             stdout=scrub(result.stdout, plan.secrets),
             stderr=scrub(result.stderr, plan.secrets),
             notes=tuple(scrub(n, plan.secrets) for n in (*selection.notes, *result.notes)),
         )
+        if key is not None and result.ok:
+            # Failed and timed-out runs are not worth repeating instantly: the next call retries.
+            self.cache.put(key, result, tool.name)
+        return result
 
 
 async def _with_ticks(work: Any, progress: Progress) -> RunResult:

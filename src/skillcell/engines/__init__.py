@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from ..config import Config
-from ..errors import NoEngine
+from ..errors import EngineError, NoEngine
 from ..plan import ExecutionPlan, RunResult
 
 Progress = Callable[[str], Awaitable[None]]
@@ -58,9 +58,13 @@ class Engine(ABC):
     async def run(self, plan: ExecutionPlan, progress: Progress = no_progress) -> RunResult:
         """Run the plan. Timeout and cancellation kill the sandbox; a non-zero exit is a result."""
 
-    def exec_argv(self, plan: ExecutionPlan, command: Sequence[str]) -> list[str]:
-        """The host command that runs `command` interactively in exactly the plan's sandbox."""
-        raise NotImplementedError(f"{self.name} does not support interactive exec")
+    async def interactive(self, plan: ExecutionPlan, command: Sequence[str]) -> int:
+        """Run `command` in exactly the plan's sandbox with the terminal attached (exec)."""
+        raise EngineError(self.name, "interactive exec is not supported by this engine")
+
+    def image_id(self, plan: ExecutionPlan) -> str:
+        """The identity of the image the plan would run in, where the engine knows it."""
+        return ""
 
     async def aclose(self) -> None:
         """Release long-lived resources (sessions, clients)."""
@@ -93,7 +97,11 @@ class Engines:
             if name == "local" and not self.config.allow_unsandboxed:
                 reasons[name] = "unsandboxed runs are off (set allow_unsandboxed: true)"
                 continue
-            engine = self.get(name)
+            try:
+                engine = self.get(name)
+            except ImportError as exc:
+                reasons[name] = f"not installed: {exc}"
+                continue
             status = engine.available()
             if not status:
                 reasons[name] = status.reason

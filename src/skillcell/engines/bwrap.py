@@ -1,0 +1,291 @@
+"""bubblewrap: a sandbox on the host's own root, no daemon and no image.
+
+The policy, line by line (each is a flag below, and each is tested):
+- only /usr (and the merged-usr links), a few /etc files and a synthetic passwd are visible,
+  read-only; not /root, /home, /var, /run, the project checkout or any socket;
+- the bundle read-only at /workspace (the workdir), inputs read-only under /inputs, /tmp a
+  size-capped tmpfs, /outputs the only host directory that can be written;
+- every namespace unshared (the network is shared only when the plan allows it), no further
+  user namespaces, all capabilities dropped, a new session (no TIOCSTI into our terminal);
+- the process runs as an unprivileged uid, also when skillcell runs as root (setpriv drops to
+  it before bwrap starts);
+- environment: PATH, HOME, LANG, TMPDIR plus the declared variables and secrets, nothing else;
+- memory, pids and CPU through a per-call cgroup; core dumps off; no file larger than the
+  outputs cap; the timeout kills the whole tree, and bwrap dies with us.
+The manifest's `from` image cannot be honoured on the host's root: the result says so, and a
+config with strict_images refuses this engine for such tools.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import anyio
+
+from ..errors import EngineError
+from ..outputs import discard, publish, staging_dir
+from ..plan import CPUS, IMAGE, INPUTS, OUTPUTS, WORKSPACE, ExecutionPlan, RunResult
+from . import Availability, Engine, Progress, no_progress
+from .cgroups import Cgroup, Cgroups
+from .process import run_process
+
+ETC_FILES = (
+    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "ssl", "ca-certificates",
+    "ca-certificates.conf", "resolv.conf", "hosts", "nsswitch.conf", "localtime", "timezone",
+    "mime.types", "python3", "python3.11",
+)  # fmt: skip
+ROOT_DIRS = ("bin", "lib", "lib32", "lib64", "libx32", "sbin")
+PATH = "/usr/local/bin:/usr/bin:/bin"
+
+# Runs first, as the caller: join the call's cgroups, set rlimits, then exec the sandbox.
+# Arguments: fsize-blocks, as-kbytes (or ""), procs files..., "--", command...
+_WRAPPER = (
+    'fsize=$1; as=$2; shift 2; '
+    'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; '
+    'ulimit -c 0; ulimit -f "$fsize"; [ -z "$as" ] || ulimit -v "$as"; '
+    'exec "$@"'
+)
+
+
+def _copy_readable(data: bytes, target: Path) -> None:
+    target.write_bytes(data)
+    target.chmod(0o644)
+
+
+def _world_traversable(path: Path) -> bool:
+    """Every ancestor searchable by others and the directory itself readable by them."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            return False
+    return bool(path.stat().st_mode & 0o004)
+
+
+class BwrapEngine(Engine):
+    name = "bwrap"
+
+    def __init__(self, config) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(config)
+        self._status: Availability | None = None
+        self._cgroups: Cgroups | None = None
+        self._etc: Path | None = None
+
+    def available(self) -> Availability:
+        if self._status is None:
+            self._status = self._probe()
+        return self._status
+
+    def _probe(self) -> Availability:
+        if not shutil.which("bwrap"):
+            return Availability(False, "bubblewrap is not installed (apt-get install bubblewrap)")
+        if os.geteuid() == 0 and not shutil.which("setpriv"):
+            return Availability(False, "running as root needs setpriv (util-linux) to drop to an "
+                                       "unprivileged uid")  # fmt: skip
+        probe = [*self._drop_privileges(), "bwrap", "--unshare-all", "--ro-bind", "/usr", "/usr",
+                 *self._root_links(), "--die-with-parent", "true"]  # fmt: skip
+        try:
+            done = subprocess.run(probe, capture_output=True, timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return Availability(False, f"bubblewrap does not start: {exc}")
+        if done.returncode != 0:
+            why = done.stderr.decode(errors="replace").strip()
+            return Availability(False, f"bubblewrap cannot create a sandbox here: {why}")
+        self._cgroups = Cgroups.detect()
+        limits = f"cgroup v{self._cgroups.version}" if self._cgroups else "rlimits only, no cgroups"
+        return Availability(True, f"bubblewrap, {limits}")
+
+    def unsupported(self, plan: ExecutionPlan) -> set[str]:
+        missing = {IMAGE}
+        if self.available() and self._cgroups is None:
+            missing.add(CPUS)
+        return missing
+
+    async def run(self, plan: ExecutionPlan, progress: Progress = no_progress) -> RunResult:
+        if not self.available():
+            raise EngineError(self.name, self.available().reason)
+        if plan.build_hooks:
+            raise EngineError(self.name, "build hooks are not supported by this engine yet")
+        notes = []
+        if plan.image:
+            notes.append(f"bwrap ran on the host's root filesystem, not the image {plan.image}")
+        with self._sandbox(plan) as (argv, env, group, staging):
+            await progress("sandbox ready")
+            outcome = await run_process(
+                [*argv, *plan.argv],
+                env=env,
+                timeout=plan.limits.timeout,
+                stdout_cap=plan.limits.stdout,
+                stderr_cap=plan.limits.stderr,
+                kill=group.kill if group else None,
+            )
+            if group is not None and group.oom_killed():
+                notes.append(f"killed: out of memory (limit {plan.limits.memory} bytes)")
+            if outcome.timed_out:
+                notes.append(f"killed: timed out after {plan.limits.timeout:g}s")
+            await progress("exporting")
+            export = publish(staging, plan.output_dir, plan.limits.outputs)
+        return RunResult(
+            exit_code=outcome.exit_code,
+            stdout=outcome.stdout.text(),
+            stderr=outcome.stderr.text(),
+            engine=self.name,
+            duration_ms=outcome.duration_ms,
+            outputs=export.files,
+            output_dir=plan.output_dir if export.files else None,
+            stdout_truncated=outcome.stdout.truncated,
+            stderr_truncated=outcome.stderr.truncated,
+            timed_out=outcome.timed_out,
+            notes=(*notes, *export.notes),
+        )
+
+    async def interactive(self, plan: ExecutionPlan, command: Sequence[str]) -> int:
+        """Run `command` in the plan's sandbox with our terminal attached (skillcell exec)."""
+        interactive_plan = replace(plan, argv=tuple(command))
+        with self._sandbox(interactive_plan, new_session=False) as (argv, env, _, staging):
+            process = await anyio.to_thread.run_sync(
+                lambda: subprocess.run([*argv, *command], env=env, check=False)
+            )
+            publish(staging, plan.output_dir, plan.limits.outputs)
+        return process.returncode
+
+    @contextmanager
+    def _sandbox(
+        self, plan: ExecutionPlan, *, new_session: bool = True
+    ) -> Iterator[tuple[list[str], dict[str, str], Cgroup | None, Path]]:
+        """The host command line (without the tool's argv), its env, cgroup and staging dir."""
+        uid = self.config.bwrap_uid
+        runtime = self._runtime_dir()
+        staging = staging_dir(plan.output_dir, owner_uid=uid, base=runtime / "outputs")
+        inputs = Path(tempfile.mkdtemp(prefix="inputs-", dir=runtime))
+        group = None
+        try:
+            os.chmod(inputs, 0o755)
+            _copy_readable(plan.args_json, inputs / "args.json")
+            for item in plan.input_files:
+                # A copy, not a bind: the sandbox uid may not traverse to the original, and a
+                # symlink swapped in after validation cannot redirect a copy already made.
+                target = inputs / item.sandbox.removeprefix(INPUTS + "/")
+                target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+                _copy_readable(item.host.read_bytes(), target)
+            bundle = self._visible_bundle(plan, runtime)
+            if self._cgroups is not None:
+                group = self._cgroups.create(f"call-{plan.call_id}", plan.limits)
+            fsize = max(1, plan.limits.outputs // 512)
+            address_space = "" if group or not plan.limits.memory else str(plan.limits.memory // 1024)
+            argv = [
+                "/bin/sh", "-c", _WRAPPER, "sh", str(fsize), address_space,
+                *(group.procs_files if group else []), "--",
+                *self._drop_privileges(),
+                "bwrap", *self._flags(plan, bundle, inputs, staging, new_session),
+            ]  # fmt: skip
+            env = {"PATH": PATH, "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+                   **plan.env, **plan.secrets}  # fmt: skip
+            yield argv, env, group, staging
+        finally:
+            if group is not None:
+                group.remove()
+            shutil.rmtree(inputs, ignore_errors=True)
+            discard(staging)
+
+    def _flags(
+        self, plan: ExecutionPlan, bundle: Path, inputs: Path, staging: Path, new_session: bool
+    ) -> list[str]:
+        uid = str(self.config.bwrap_uid)
+        flags = [
+            "--unshare-all", "--unshare-user", *([] if not plan.network else ["--share-net"]),
+            "--disable-userns", "--uid", uid, "--gid", uid,
+            "--die-with-parent", *(["--new-session"] if new_session else []),
+            "--cap-drop", "ALL", "--hostname", "skillcell",
+            "--ro-bind", "/usr", "/usr", *self._root_links(),
+            *self._etc_binds(),
+            "--proc", "/proc", "--dev", "/dev",
+            "--size", str(plan.limits.tmp), "--tmpfs", "/tmp",
+            "--ro-bind", str(bundle), WORKSPACE, "--ro-bind", str(inputs), INPUTS,
+            "--bind", str(staging), OUTPUTS, "--chdir", WORKSPACE,
+        ]  # fmt: skip
+        return [*flags, "--"]
+
+    def _runtime_dir(self) -> Path:
+        """Where sandbox-visible host directories live: traversable by the sandbox uid, and
+        not listable, so per-call names cannot be guessed by other local users."""
+        path = Path(tempfile.gettempdir()) / f"skillcell-{os.geteuid()}"
+        path.mkdir(mode=0o711, exist_ok=True)
+        if path.is_symlink() or path.stat().st_uid != os.geteuid():
+            raise EngineError(self.name, f"{path} is not ours; remove it and retry")
+        path.chmod(0o711)
+        return path
+
+    def _visible_bundle(self, plan: ExecutionPlan, runtime: Path) -> Path:
+        """The bundle itself when the sandbox uid can reach it, else a readable copy."""
+        if os.geteuid() != 0 or _world_traversable(plan.bundle):
+            return plan.bundle
+        from ..catalog import bundle_digest
+
+        copy = runtime / "bundles" / (plan.bundle_digest or bundle_digest(plan.bundle))
+        if not copy.is_dir():
+            tmp = runtime / "bundles" / f".{plan.call_id}"
+            shutil.copytree(plan.bundle, tmp, symlinks=True)
+            for dirpath, _dirnames, filenames in os.walk(tmp):
+                os.chmod(dirpath, 0o755)
+                for name in filenames:
+                    path = Path(dirpath) / name
+                    if not path.is_symlink():
+                        path.chmod(0o755 if path.stat().st_mode & 0o100 else 0o644)
+            os.chmod(runtime / "bundles", 0o711)
+            try:
+                os.rename(tmp, copy)
+            except OSError:
+                shutil.rmtree(tmp, ignore_errors=True)  # a concurrent call made it first
+        return copy
+
+    def _drop_privileges(self) -> list[str]:
+        if os.geteuid() != 0:
+            return []  # bwrap maps our uid to the sandbox uid in its user namespace
+        uid = str(self.config.bwrap_uid)
+        return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                "--inh-caps=-all", "--bounding-set=-all", "--"]  # fmt: skip
+
+    @staticmethod
+    def _root_links() -> list[str]:
+        flags = []
+        for name in ROOT_DIRS:
+            path = Path("/") / name
+            if path.is_symlink():
+                flags += ["--symlink", os.readlink(path), f"/{name}"]
+            elif path.is_dir():
+                flags += ["--ro-bind", str(path), f"/{name}"]
+        return flags
+
+    def _etc_binds(self) -> list[str]:
+        flags = []
+        for name in ETC_FILES:
+            if os.path.exists(f"/etc/{name}"):
+                flags += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+        etc = self._synthetic_etc()
+        return [*flags, "--ro-bind", str(etc / "passwd"), "/etc/passwd",
+                "--ro-bind", str(etc / "group"), "/etc/group"]  # fmt: skip
+
+    def _synthetic_etc(self) -> Path:
+        """passwd and group naming only root and the sandbox user: the host's stay hidden."""
+        if self._etc is None or not self._etc.exists():
+            uid = self.config.bwrap_uid
+            etc = Path(tempfile.mkdtemp(prefix="skillcell-etc-"))
+            (etc / "passwd").write_text(
+                f"root:x:0:0:root:/root:/usr/sbin/nologin\nsandbox:x:{uid}:{uid}::/tmp:/bin/sh\n"
+            )
+            (etc / "group").write_text(f"root:x:0:\nsandbox:x:{uid}:\n")
+            os.chmod(etc, 0o755)
+            self._etc = etc
+        return self._etc
+
+    async def aclose(self) -> None:
+        if self._etc is not None:
+            shutil.rmtree(self._etc, ignore_errors=True)
+            self._etc = None
