@@ -177,7 +177,8 @@ class BwrapEngine(Engine):
             bundle = self._visible_bundle(plan, runtime)
             if self._cgroups is not None:
                 group = self._cgroups.create(f"call-{plan.call_id}", plan.limits)
-            fsize = max(1, plan.limits.outputs // 512)
+            # One block over the cap: a file cut short by the limit is then over it and discarded.
+            fsize = plan.limits.outputs // 512 + 1
             address_space = "" if group or not plan.limits.memory else str(plan.limits.memory // 1024)
             argv = [
                 "/bin/sh", "-c", _WRAPPER, "sh", str(fsize), address_space,
