@@ -8,9 +8,6 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
-import jsonschema
-from jsonschema import Draft202012Validator
-
 from .errors import ArgumentError
 
 _MAX_MESSAGE = 200
@@ -20,6 +17,11 @@ def check_schema(schema: Any) -> str | None:
     """Why `schema` is not a usable input schema, or None when it is."""
     if not isinstance(schema, dict):
         return "must be a JSON Schema object"
+    # Imported here: jsonschema's format machinery costs ~200 ms, and a scan served from the
+    # index never needs it.
+    import jsonschema
+    from jsonschema import Draft202012Validator
+
     try:
         Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
@@ -69,7 +71,9 @@ def _freeze(schema: Mapping[str, Any]) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _validator(frozen: str) -> Draft202012Validator:
+def _validator(frozen: str) -> Any:
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(
         json.loads(frozen), format_checker=Draft202012Validator.FORMAT_CHECKER
     )

@@ -162,17 +162,31 @@ class Catalog:
         raise ToolNotFound(name, close)
 
 
-def scan(roots: Iterable[Path]) -> Catalog:
-    """Load every bundle under `roots`; broken bundles become problems, never exceptions."""
+def scan(roots: Iterable[Path], index: Path | None = None) -> Catalog:
+    """Load every bundle under `roots`; broken bundles become problems, never exceptions.
+
+    With `index`, skills parsed before are reused while their manifest files are unchanged
+    (same size, mtime and inode): meta-validating every schema dominates a cold scan.
+    """
     catalog = Catalog()
     by_name: dict[str, Skill] = {}
+    known = _read_index(index) if index else {}
+    fresh: dict[str, tuple[tuple[Any, ...], Skill]] = {}
+    changed = False
     for root in roots:
         for directory in _bundle_dirs(root):
-            try:
-                skill = load_skill(directory)
-            except ManifestError as exc:
-                catalog.problems.append(Problem(exc.path, str(exc)))
-                continue
+            signature = _signature(directory)
+            cached = known.get(str(directory))
+            if cached is not None and cached[0] == signature:
+                skill = cached[1]
+            else:
+                changed = True
+                try:
+                    skill = load_skill(directory)
+                except ManifestError as exc:
+                    catalog.problems.append(Problem(exc.path, str(exc)))
+                    continue
+            fresh[str(directory)] = (signature, skill)
             catalog.problems += [Problem(skill.manifest, w, "warning") for w in skill.warnings]
             first = by_name.get(skill.name)
             if first is not None:
@@ -187,7 +201,55 @@ def scan(roots: Iterable[Path]) -> Catalog:
             by_name[skill.name] = skill
             catalog.skills.append(skill)
     _name_tools(catalog)
+    if index is not None and (changed or fresh.keys() != known.keys()):
+        _write_index(index, fresh)
     return catalog
+
+
+_INDEX_FORMAT = 1
+
+
+def index_path(config: Any) -> Path:
+    """Where the scan index of this configuration lives."""
+    return Path(config.cache_dir) / "catalog-index.pickle"
+
+
+def _signature(directory: Path) -> tuple[Any, ...]:
+    sig = []
+    for name in MANIFEST_FILES:
+        try:
+            st = os.stat(directory / name)
+        except OSError:
+            continue
+        sig.append((name, st.st_size, st.st_mtime_ns, st.st_ino))
+    return tuple(sig)
+
+
+def _read_index(path: Path) -> dict[str, tuple[tuple[Any, ...], Skill]]:
+    import pickle
+
+    try:
+        with open(path, "rb") as f:
+            data = pickle.load(f)
+        if data.get("format") == _INDEX_FORMAT:
+            return dict(data["skills"])
+    except Exception:  # a stale or damaged index is only a slower scan
+        pass
+    return {}
+
+
+def _write_index(path: Path, skills: dict[str, tuple[tuple[Any, ...], Skill]]) -> None:
+    import pickle
+    import tempfile
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".index-")
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump({"format": _INDEX_FORMAT, "skills": skills}, f, protocol=5)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def _bundle_dirs(root: Path) -> Iterable[Path]:

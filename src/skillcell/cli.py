@@ -127,9 +127,10 @@ def _config(ns: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _catalog(ns: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from .catalog import scan, search_path
+    from .catalog import index_path, scan, search_path
 
-    catalog = scan(search_path(ns.skills))
+    config = _config(ns)
+    catalog = scan(search_path(ns.skills), index=index_path(config))
     for problem in catalog.problems:
         _err(str(problem))
     return catalog
@@ -140,7 +141,8 @@ def _err(message: str) -> None:
 
 
 def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False))
+    # Indented for people; compact (the C encoder, several times faster) for programs.
+    print(json.dumps(value, indent=2 if sys.stdout.isatty() else None, ensure_ascii=False))
 
 
 # --- commands ------------------------------------------------------------------------------

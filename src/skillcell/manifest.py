@@ -21,6 +21,9 @@ from .arguments import check_schema
 from .errors import ManifestError
 from .templates import Template, TemplateError, infer_schema, parse_template
 
+# libyaml's loader when the wheel has it: the pure-Python one dominates scan time.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 PACKAGE_FILES = ("skill.package.yml", "skill.package.yaml", "skill.yml", "skill.yaml")
 DOC_FILE = "SKILL.md"
 LEGACY_FILES = ("enact.md", "enact.yaml", "enact.yml")
@@ -143,7 +146,7 @@ def _read(path: Path) -> tuple[dict[str, Any], str]:
     if path.suffix == ".md":
         text, body = _split_front_matter(path, text)
     try:
-        data = yaml.safe_load(text) if text.strip() else {}
+        data = yaml.load(text, Loader=_Loader) if text.strip() else {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

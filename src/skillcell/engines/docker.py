@@ -282,7 +282,7 @@ class DockerEngine(Engine):
             init=True,
             ulimits=[
                 Ulimit(name="core", soft=0, hard=0),
-                Ulimit(name="fsize", soft=limits.outputs, hard=limits.outputs),
+                Ulimit(name="fsize", soft=_fsize(limits.outputs), hard=_fsize(limits.outputs)),
             ],
             mounts=mounts,
             # Output is read from the attach stream; "none" keeps the daemon from also
@@ -553,7 +553,7 @@ class DockerEngine(Engine):
             "--security-opt", "no-new-privileges",
             "--init",
             "--ulimit", "core=0:0",
-            "--ulimit", f"fsize={limits.outputs}:{limits.outputs}",
+            "--ulimit", f"fsize={_fsize(limits.outputs)}:{_fsize(limits.outputs)}",
             "--log-driver", "none",
             "--user", self.user,
             "--workdir", WORKSPACE,
@@ -741,6 +741,12 @@ def _numeric_id(user: str, index: int) -> int | None:
     if index >= len(parts):
         parts = [parts[0], parts[0]]  # "1000" means uid and gid 1000 for our purposes
     return int(parts[index]) if parts[index].isdigit() else None
+
+
+def _fsize(outputs_cap: int) -> int:
+    """The largest file the sandbox may write: one byte over the outputs cap, so that a
+    file cut short by the limit is still over the cap and never exported as if complete."""
+    return outputs_cap + 1
 
 
 def _tmpfs_options(size: int) -> str:
