@@ -68,14 +68,14 @@ class Cgroup:
     def remove(self) -> None:
         self.kill()
         for d in self.dirs:
-            for _ in range(50):
+            for _ in range(500):
                 try:
                     d.rmdir()
                     break
                 except FileNotFoundError:
                     break
                 except OSError:
-                    time.sleep(0.02)  # the last member may still be exiting
+                    time.sleep(0.002)  # the last member may still be exiting
 
 
 class Cgroups:

@@ -61,6 +61,8 @@ API_TIMEOUT = 60  # seconds per API request (waits on the container pass no time
 POOL_SIZE = 32  # each running call holds an attach stream and a wait
 DRAIN_AFTER_KILL = 5.0  # seconds to collect the last output once the container is killed
 BUILD_TIMEOUT = 600.0
+NOFILE = 65536  # open files per process in the sandbox, at most
+NPROC = 1 << 20  # see _rlimits: a host-wide count per uid, not the sandbox's bound
 BUILD_REPO = "skillcell-build"
 # The same directories the bundle digest skips (catalog.bundle_digest): the hooks remake them.
 SKIP_DIRS = frozenset({".git", "__pycache__", "node_modules", ".venv", "venv"})
@@ -98,6 +100,7 @@ class DockerEngine(Engine):
         self._client: Any = None
         self._product = ""
         self._bridge: bool | None = None
+        self._init: bool | None = None
         self._lock = threading.Lock()
         self._build_locks: dict[str, threading.Lock] = {}
         self._swept = False
@@ -175,7 +178,8 @@ class DockerEngine(Engine):
                     "network was allowed, but this Docker daemon has no bridge network "
                     "(dockerd --bridge=none): the tool ran without one"
                 )
-            spec = self._container_spec(api, plan, image, baked, inputs, staging)
+            init = await _thread(self._has_init, api, image["Id"])
+            spec = self._container_spec(api, plan, image, baked, inputs, staging, init)
             created = await _thread(functools.partial(api.create_container, **spec))
             container = created["Id"]
             notes.extend(f"docker: {w}" for w in created.get("Warnings") or () if w)
@@ -259,6 +263,7 @@ class DockerEngine(Engine):
         baked: bool,
         inputs: Path,
         staging: Path,
+        init: bool,
     ) -> dict[str, Any]:
         from docker.types import LogConfig, Mount, Ulimit
 
@@ -269,6 +274,7 @@ class DockerEngine(Engine):
         if not baked:
             mounts.insert(0, Mount(WORKSPACE, str(plan.bundle), type="bind", read_only=True))
         limits = plan.limits
+        nofile, nproc = _rlimits()
         host_config = api.create_host_config(
             network_mode="bridge" if plan.network else "none",
             mem_limit=limits.memory,
@@ -279,9 +285,11 @@ class DockerEngine(Engine):
             tmpfs={"/tmp": _tmpfs_options(limits.tmp)},
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
-            init=True,
+            init=init or None,
             ulimits=[
                 Ulimit(name="core", soft=0, hard=0),
+                Ulimit(name="nofile", soft=nofile, hard=nofile),
+                Ulimit(name="nproc", soft=nproc, hard=nproc),
                 Ulimit(name="fsize", soft=_fsize(limits.outputs), hard=_fsize(limits.outputs)),
             ],
             mounts=mounts,
@@ -404,7 +412,7 @@ class DockerEngine(Engine):
                 network_mode="bridge",
                 security_opt=["no-new-privileges"],
                 pids_limit=max(plan.limits.pids or 0, 1024),
-                init=True,
+                init=self._has_init(api, base["Id"]) or None,
                 log_config=LogConfig(type="json-file", config={"max-size": "1m"}),
             )
             container = api.create_container(
@@ -487,6 +495,34 @@ class DockerEngine(Engine):
             self._bridge = podman or any(n.get("Name") == "bridge" for n in api.networks())
         return self._bridge
 
+    def _has_init(self, api: Any, image_id: str) -> bool:
+        """Whether the daemon can inject an init (docker-init; Podman needs catatonit).
+
+        Without one the tool is pid 1: orphans go unreaped until the container ends, which
+        the timeout bounds. Podman fails at create when catatonit is missing, so try once.
+        """
+        if self._init is None:
+            import docker.errors
+
+            if not self._product.lower().startswith("podman"):
+                self._init = True
+            else:
+                try:
+                    probe = api.create_container(
+                        image_id,
+                        entrypoint=["true"],
+                        labels={LABEL: "1", LABEL_OWNER: self._owner, LABEL_ROLE: "probe"},
+                        host_config=api.create_host_config(init=True, network_mode="none"),
+                    )["Id"]
+                    _remove(api, probe)
+                    self._init = True
+                except docker.errors.APIError as exc:
+                    log.warning(
+                        "docker: no init at %s, running without: %s", self.host, _short(exc)
+                    )
+                    self._init = False
+        return self._init
+
     def _sweep(self, api: Any) -> None:
         """Remove containers left behind by skillcell processes that no longer exist.
 
@@ -523,7 +559,9 @@ class DockerEngine(Engine):
         image = _inspect_image(api, name) or self._pull(api, name)
         baked = False
         if plan.build_hooks:
-            tag = build_tag(image["Id"], plan.build_hooks, plan.bundle_digest or _digest(plan.bundle))
+            tag = build_tag(
+                image["Id"], plan.build_hooks, plan.bundle_digest or _digest(plan.bundle)
+            )
             image = _inspect_image(api, tag) or self._build(api, plan, image, tag)
             baked = True
         else:
@@ -533,6 +571,7 @@ class DockerEngine(Engine):
             staging.chmod(0o777)
         inputs = write_inputs(plan)
         limits = plan.limits
+        nofile, nproc = _rlimits()
         argv = ["docker"]
         if self.config.docker_host:
             argv += ["--host", self.config.docker_host]
@@ -551,13 +590,16 @@ class DockerEngine(Engine):
             "--tmpfs", f"/tmp:{_tmpfs_options(limits.tmp)}",
             "--cap-drop", "ALL",
             "--security-opt", "no-new-privileges",
-            "--init",
             "--ulimit", "core=0:0",
+            "--ulimit", f"nofile={nofile}:{nofile}",
+            "--ulimit", f"nproc={nproc}:{nproc}",
             "--ulimit", f"fsize={_fsize(limits.outputs)}:{_fsize(limits.outputs)}",
             "--log-driver", "none",
             "--user", self.user,
             "--workdir", WORKSPACE,
         ]  # fmt: skip
+        if self._has_init(api, image["Id"]):
+            argv.append("--init")
         if not baked:
             argv += ["--mount", _mount_flag(plan.bundle, WORKSPACE, read_only=True)]
         argv += ["--mount", _mount_flag(inputs, INPUTS, read_only=True)]
@@ -635,10 +677,8 @@ def _digest(bundle: Path) -> str:
 
 def build_tag(image_id: str, hooks: Sequence[str], bundle_digest: str) -> str:
     """The tag of the image that the build hooks make from `image_id` for this bundle."""
-    key = hashlib.sha256(
-        json.dumps([image_id, list(hooks), bundle_digest]).encode()
-    ).hexdigest()[:16]
-    return f"{BUILD_REPO}/{key}:latest"
+    recipe = json.dumps([image_id, list(hooks), bundle_digest]).encode()
+    return f"{BUILD_REPO}/{hashlib.sha256(recipe).hexdigest()[:16]}:latest"
 
 
 @contextlib.contextmanager
@@ -747,6 +787,22 @@ def _fsize(outputs_cap: int) -> int:
     """The largest file the sandbox may write: one byte over the outputs cap, so that a
     file cut short by the limit is still over the cap and never exported as if complete."""
     return outputs_cap + 1
+
+
+def _rlimits() -> tuple[int, int]:
+    """(open files, processes) for the sandbox, never above this process's own hard limits.
+
+    Explicit because Podman, once given any ulimit, asks for values that a daemon without
+    CAP_SYS_RESOURCE may not grant. Processes stay at our own limit: RLIMIT_NPROC counts
+    every process of the uid host-wide, so the per-container bound is pids_limit.
+    """
+    import resource
+
+    def capped(kind: int, cap: int) -> int:
+        hard = resource.getrlimit(kind)[1]
+        return cap if hard == resource.RLIM_INFINITY else min(cap, hard)
+
+    return capped(resource.RLIMIT_NOFILE, NOFILE), capped(resource.RLIMIT_NPROC, NPROC)
 
 
 def _tmpfs_options(size: int) -> str:
