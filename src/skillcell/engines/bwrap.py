@@ -18,6 +18,9 @@ config with strict_images refuses this engine for such tools.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -26,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -52,6 +56,26 @@ _WRAPPER = (
     'ulimit -c 0; ulimit -f "$fsize"; [ -z "$as" ] || ulimit -v "$as"; '
     'exec "$@"'
 )
+
+
+HOOK_FORMAT = 1
+HOOK_TIMEOUT = 900.0  # seconds for one build hook: installs are slow, and they run once
+
+
+def _lock_file(path: Path) -> Any:
+    """An exclusive lock across processes; released when the returned file is closed."""
+    f = open(path, "a+")  # noqa: SIM115 - the caller closes it
+    fcntl.flock(f, fcntl.LOCK_EX)
+    return f
+
+
+def _chown_tree(path: Path, uid: int) -> None:
+    if os.geteuid() != 0:
+        return
+    for dirpath, dirnames, filenames in os.walk(path):
+        os.chown(dirpath, uid, uid)
+        for name in [*dirnames, *filenames]:
+            os.lchown(Path(dirpath) / name, uid, uid)
 
 
 def _copy_readable(data: bytes, target: Path) -> None:
@@ -110,9 +134,11 @@ class BwrapEngine(Engine):
     async def run(self, plan: ExecutionPlan, progress: Progress = no_progress) -> RunResult:
         if not self.available():
             raise EngineError(self.name, self.available().reason)
-        if plan.build_hooks:
-            raise EngineError(self.name, "build hooks are not supported by this engine yet")
         notes = []
+        if plan.build_hooks:
+            await progress("preparing dependencies")
+            prepared = await self._prepared_workspace(plan)
+            plan = replace(plan, bundle=prepared)
         if plan.image:
             notes.append(f"bwrap ran on the host's root filesystem, not the image {plan.image}")
         with self._sandbox(plan) as (argv, env, group, staging):
@@ -155,9 +181,55 @@ class BwrapEngine(Engine):
             publish(staging, plan.output_dir, plan.limits.outputs)
         return process.returncode
 
+    async def _prepared_workspace(self, plan: ExecutionPlan) -> Path:
+        """The bundle after its build hooks ran, built once per (bundle, hooks) and reused.
+
+        Hooks run with the network and a writable copy of the bundle at /workspace (so
+        `pip install --target deps` or `npm ci` land there); later calls mount the result
+        read-only. A failed hook is reported with its log and nothing is kept.
+        """
+        from ..catalog import bundle_digest
+
+        runtime = self._runtime_dir()
+        deps = runtime / "deps"
+        deps.mkdir(mode=0o711, exist_ok=True)
+        material = json.dumps([plan.bundle_digest or bundle_digest(plan.bundle),
+                               list(plan.build_hooks), HOOK_FORMAT])  # fmt: skip
+        key = hashlib.sha256(material.encode()).hexdigest()[:32]
+        target = deps / key
+        if target.is_dir():
+            return target
+        lock = await anyio.to_thread.run_sync(_lock_file, deps / f"{key}.lock")
+        try:
+            if target.is_dir():  # built by a concurrent call or process while we waited
+                return target
+            work = deps / f".{key}.{plan.call_id}"
+            shutil.copytree(plan.bundle, work, symlinks=True)
+            _chown_tree(work, self.config.bwrap_uid)
+            try:
+                for hook in plan.build_hooks:
+                    build = replace(plan, bundle=work, network=True, argv=("sh", "-c", hook),
+                                    input_files=(), limits=replace(plan.limits, timeout=HOOK_TIMEOUT))  # fmt: skip
+                    with self._sandbox(build, writable_workspace=True) as (argv, env, group, _):
+                        outcome = await run_process(
+                            [*argv, *build.argv], env=env, timeout=HOOK_TIMEOUT,
+                            stdout_cap=64 << 10, stderr_cap=64 << 10,
+                            kill=group.kill if group else None,
+                        )  # fmt: skip
+                    if outcome.exit_code != 0:
+                        log = (outcome.stdout.text() + outcome.stderr.text())[-4000:]
+                        raise EngineError(self.name, f"build hook {hook!r} failed with exit "
+                                                     f"{outcome.exit_code}:\n{log}")  # fmt: skip
+                os.rename(work, target)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        finally:
+            lock.close()
+        return target
+
     @contextmanager
     def _sandbox(
-        self, plan: ExecutionPlan, *, new_session: bool = True
+        self, plan: ExecutionPlan, *, new_session: bool = True, writable_workspace: bool = False
     ) -> Iterator[tuple[list[str], dict[str, str], Cgroup | None, Path]]:
         """The host command line (without the tool's argv), its env, cgroup and staging dir."""
         uid = self.config.bwrap_uid
@@ -184,7 +256,8 @@ class BwrapEngine(Engine):
                 "/bin/sh", "-c", _WRAPPER, "sh", str(fsize), address_space,
                 *(group.procs_files if group else []), "--",
                 *self._drop_privileges(),
-                "bwrap", *self._flags(plan, bundle, inputs, staging, new_session),
+                "bwrap", *self._flags(plan, bundle, inputs, staging, new_session,
+                                      writable_workspace),
             ]  # fmt: skip
             env = {"PATH": PATH, "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
                    **plan.env, **plan.secrets}  # fmt: skip
@@ -196,7 +269,13 @@ class BwrapEngine(Engine):
             discard(staging)
 
     def _flags(
-        self, plan: ExecutionPlan, bundle: Path, inputs: Path, staging: Path, new_session: bool
+        self,
+        plan: ExecutionPlan,
+        bundle: Path,
+        inputs: Path,
+        staging: Path,
+        new_session: bool,
+        writable_workspace: bool = False,
     ) -> list[str]:
         uid = str(self.config.bwrap_uid)
         flags = [
@@ -208,7 +287,8 @@ class BwrapEngine(Engine):
             *self._etc_binds(),
             "--proc", "/proc", "--dev", "/dev",
             "--size", str(plan.limits.tmp), "--tmpfs", "/tmp",
-            "--ro-bind", str(bundle), WORKSPACE, "--ro-bind", str(inputs), INPUTS,
+            "--bind" if writable_workspace else "--ro-bind", str(bundle), WORKSPACE,
+            "--ro-bind", str(inputs), INPUTS,
             "--bind", str(staging), OUTPUTS, "--chdir", WORKSPACE,
         ]  # fmt: skip
         return [*flags, "--"]
@@ -225,7 +305,7 @@ class BwrapEngine(Engine):
 
     def _visible_bundle(self, plan: ExecutionPlan, runtime: Path) -> Path:
         """The bundle itself when the sandbox uid can reach it, else a readable copy."""
-        if os.geteuid() != 0 or _world_traversable(plan.bundle):
+        if os.geteuid() != 0 or _world_traversable(plan.bundle) or plan.bundle.is_relative_to(runtime):
             return plan.bundle
         from ..catalog import bundle_digest
 
