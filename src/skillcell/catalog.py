@@ -44,7 +44,12 @@ def search_path(
         import platformdirs
 
         data_dir = Path(platformdirs.user_data_dir("skillcell"))
-    env_dirs = [p for p in environ.get("SKILLCELL_SKILLS_PATH", "").split(os.pathsep) if p]
+    # MCP client configs have no shell to expand ~, so expand it here.
+    env_dirs = [
+        home / p[2:] if p.startswith("~/") else home if p == "~" else Path(p)
+        for p in environ.get("SKILLCELL_SKILLS_PATH", "").split(os.pathsep)
+        if p
+    ]
     candidates = [
         *map(Path, cli_dirs),
         *map(Path, env_dirs),

@@ -158,7 +158,14 @@ class _Reader:
         if "log_level" in data:
             changes["log_level"] = self.log_level(data["log_level"], "log_level")
         changes.update(self.sections(data))
-        return replace(config, **changes)
+        config = replace(config, **changes)
+        self.check_profile(config)
+        return config
+
+    def check_profile(self, config: Config) -> None:
+        if config.profile == "production" and config.allow_unsandboxed:
+            raise self.fail("allow_unsandboxed", "the production profile never runs tools "
+                                                 "unsandboxed; remove it or use development")  # fmt: skip
 
     def sections(self, data: dict[str, Any]) -> dict[str, Any]:
         changes: dict[str, Any] = {}
@@ -225,7 +232,9 @@ class _Reader:
             elif key in ("memory", "stdout", "stderr", "outputs", "tmp"):
                 changes[key] = None if value is None and key == "memory" else self.size(value, where)
             elif key == "cpus":
-                if value is not None and (not isinstance(value, int | float) or value <= 0):
+                if value is not None and (
+                    isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+                ):
                     raise self.fail(where, f"{value!r} is not a positive number")
                 changes[key] = None if value is None else float(value)
             elif key == "pids":
@@ -265,7 +274,9 @@ class _Reader:
             data["limits"] = self.limits(config.limits, {"timeout": env["timeout"]})
         if "docker_host" in env:
             data["docker_host"] = env["docker_host"]
-        return replace(config, **data)
+        config = replace(config, **data)
+        self.check_profile(config)
+        return config
 
     def flag(self, value: Any, key: str) -> bool:
         if not isinstance(value, bool):

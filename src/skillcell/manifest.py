@@ -305,7 +305,8 @@ class _Builder:
             raise self.fail(where, "must be a list of parameter names")
         props = schema.get("properties") or {}
         for name in raw:
-            if props.get(name, {}).get("type") != "string":
+            spec = props.get(name)
+            if not isinstance(spec, dict) or spec.get("type") != "string":
                 raise self.fail(where, f"{name!r} must be a declared string parameter")
         return tuple(raw)
 

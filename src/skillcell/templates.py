@@ -17,7 +17,7 @@ from typing import Any
 NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
 _MODERN = re.compile(r"\{\{\s*(" + NAME + r")\s*\}\}")
 _LEGACY = re.compile(r"\$\{(" + NAME + r")\}")
-_SHELL_OPERATORS = {"|", "||", "&", "&&", ";", ";;", ">", ">>", "<", "<<", "(", ")", "$("}
+_OPERATOR_CHARS = "|&;<>()"
 
 
 class TemplateError(ValueError):
@@ -95,6 +95,10 @@ def parse_template(command: str, *, legacy: bool = False) -> Template:
     if not isinstance(command, str) or not command.strip():
         raise TemplateError("the command is empty")
     _reject_shell_syntax(command)
+    source = command
+    if not legacy:
+        # `{{ name }}` may hold spaces; closing them up keeps it one word for the splitter.
+        command = _MODERN.sub(lambda m: "{{" + m.group(1) + "}}", command)
     try:
         words = shlex.split(command, comments=False, posix=True)
     except ValueError as exc:
@@ -114,23 +118,36 @@ def parse_template(command: str, *, legacy: bool = False) -> Template:
         if pos < len(word):
             parts.append(word[pos:])
         tokens.append(Token(tuple(parts) or ("",)))
-    return Template(command, tuple(tokens))
+    return Template(source, tuple(tokens))
 
 
 def _reject_shell_syntax(command: str) -> None:
-    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
-    lexer.whitespace_split = True
-    try:
-        for word in lexer:
-            if word in _SHELL_OPERATORS or word.startswith(("|", "&", ";", ">", "<")):
-                raise TemplateError(
-                    f"uses shell syntax {word!r}, but commands run without a shell; "
-                    "write `sh -c '... \"$1\" ...' sh {{param}}` if you need one"
-                )
-    except ValueError as exc:
-        raise TemplateError(f"cannot split the command: {exc}") from exc
-    if "`" in command:
-        raise TemplateError("uses backquotes, but commands run without a shell")
+    """Refuse unquoted shell operators and backquotes: without a shell they would be data."""
+    quote = ""
+    run = ""
+    escaped = False
+    for char in command + " ":
+        if escaped:
+            escaped = False
+        elif quote == "'":
+            quote = "" if char == "'" else quote
+        elif char == "\\":
+            escaped = True
+        elif char == "`":
+            raise TemplateError("uses backquotes, but commands run without a shell")
+        elif quote == '"':
+            quote = "" if char == '"' else quote
+        elif char in "'\"":
+            quote = char
+        elif char in _OPERATOR_CHARS:
+            run += char
+            continue
+        if run:
+            raise TemplateError(
+                f"uses shell syntax {run!r}, but commands run without a shell; "
+                "write `sh -c '... \"$1\" ...' sh {{param}}` if you need one"
+            )
+    # An unclosed quote is reported by shlex, with its own message.
 
 
 def infer_schema(template: Template) -> dict[str, Any]:
