@@ -226,3 +226,15 @@ async def test_the_local_engine_runs_only_when_the_config_allows_it(skills, conf
 def test_args_json_is_the_validated_arguments_with_defaults(runner):
     _, plan = runner.prepare("test/counter", {"word": "w"})
     assert json.loads(plan.args_json) == {"word": "w", "n": 2}
+
+
+async def test_an_engine_failure_surfaces_as_an_engine_error_not_a_group(tmp_path, config):
+    from skillcell.errors import EngineError
+
+    manifest = COUNTER.replace("timeout: 20s", "timeout: 20s\nhooks: {build: ['echo no compiler >&2; false']}")
+    write_bundle(tmp_path / "hooked", "c", manifest, {"count.py": COUNT_PY})
+    engine_for("bwrap", config)
+    catalog = scan([tmp_path / "hooked"])
+    runner = Runner(lambda: catalog, replace(config, fallbacks=("bwrap",)), environ={})
+    with pytest.raises(EngineError, match="no compiler"):
+        await runner.call("test_counter_count", {"word": "x"})

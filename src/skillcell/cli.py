@@ -78,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--token", help="bearer token required over HTTP (or SKILLCELL_TOKEN)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="another Host/Origin name clients use to reach --http (repeatable)")
 
     p = command("list", _list, "list the tools")
     p.add_argument("--json", action="store_true")

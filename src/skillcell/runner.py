@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 
@@ -143,7 +143,6 @@ class Runner:
 
 async def _with_ticks(work: Any, progress: Progress) -> RunResult:
     """Await the engine's run while reporting elapsed time every TICK seconds."""
-    result: list[RunResult] = []
 
     async def ticker() -> None:
         start = anyio.current_time()
@@ -151,8 +150,14 @@ async def _with_ticks(work: Any, progress: Progress) -> RunResult:
             await anyio.sleep(TICK)
             await progress(f"running ({anyio.current_time() - start:.0f}s)")
 
+    failure: Exception
     async with anyio.create_task_group() as tg:
         tg.start_soon(ticker)
-        result.append(await work)
-        tg.cancel_scope.cancel()
-    return result[0]
+        try:
+            return cast(RunResult, await work)
+        except Exception as exc:
+            # Raised outside the task group, so callers see EngineError, not an ExceptionGroup.
+            failure = exc
+        finally:
+            tg.cancel_scope.cancel()
+    raise failure
