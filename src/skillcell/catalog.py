@@ -257,6 +257,13 @@ def _write_index(path: Path, skills: dict[str, tuple[tuple[Any, ...], Skill]]) -
         pass
 
 
+def fingerprint(roots: Iterable[Path]) -> tuple[Any, ...]:
+    """Changes whenever a scan of `roots` could give a different catalog; cheap (stats only)."""
+    return tuple(
+        (str(directory), _signature(directory)) for root in roots for directory in _bundle_dirs(root)
+    )
+
+
 def _bundle_dirs(root: Path) -> Iterable[Path]:
     """Bundle directories under root, depth-first in sorted order; a bundle is not descended."""
     if not root.is_dir():

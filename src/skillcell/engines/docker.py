@@ -1,11 +1,11 @@
 """Docker engine: one container per call through the Docker Engine API (Docker or Podman).
 
-The sandbox is exactly these settings (`_host_config`), each one tested in
+The sandbox is exactly these settings (`_container_spec`), each one tested in
 tests/engines/test_docker.py:
 
 - no network (`network_mode=none`) unless the plan allows it, then Docker's default
   `bridge` network, never `host` (which would hand the tool the host's loopback services);
-- memory with no extra swap, CPUs, pids, core dumps off, one file at most the outputs cap;
+- memory with no extra swap, CPUs, pids, no core dumps, no single file beyond the outputs cap;
 - a read-only root, /tmp a size-capped tmpfs, every capability dropped, no-new-privileges,
   an unprivileged user (config `docker.user`, default 65534:65534), an init that reaps;
 - the bundle read-only at /workspace, args.json and the declared input files read-only at
@@ -46,7 +46,7 @@ import anyio.to_thread
 from .. import outputs
 from ..config import Config
 from ..errors import EngineError, EngineUnavailable
-from ..plan import INPUTS, OUTPUTS, WORKSPACE, ExecutionPlan, RunResult
+from ..plan import INPUTS, OUTPUTS, WORKSPACE, ExecutionPlan, Limits, RunResult
 from . import Availability, Engine, Progress, no_progress
 
 log = logging.getLogger(__name__)
@@ -61,9 +61,12 @@ API_TIMEOUT = 60  # seconds per API request (waits on the container pass no time
 POOL_SIZE = 32  # each running call holds an attach stream and a wait
 DRAIN_AFTER_KILL = 5.0  # seconds to collect the last output once the container is killed
 BUILD_TIMEOUT = 600.0
-NOFILE = 65536  # open files per process in the sandbox, at most
-NPROC = 1 << 20  # see _rlimits: a host-wide count per uid, not the sandbox's bound
 BUILD_REPO = "skillcell-build"
+# Podman, once given any ulimit, drops its configured defaults and asks for open files and
+# processes above what a daemon without CAP_SYS_RESOURCE may grant; these are the values
+# ENVIRONMENT.md's containers.conf uses. (RLIMIT_NPROC counts every process of the uid
+# host-wide; the sandbox's own bound is pids_limit.) Docker keeps its defaults for the rest.
+PODMAN_ULIMITS = {"nofile": 4096, "nproc": 4096}
 # The same directories the bundle digest skips (catalog.bundle_digest): the hooks remake them.
 SKIP_DIRS = frozenset({".git", "__pycache__", "node_modules", ".venv", "venv"})
 
@@ -135,12 +138,7 @@ class DockerEngine(Engine):
 
     async def run(self, plan: ExecutionPlan, progress: Progress = no_progress) -> RunResult:
         started = time.monotonic()
-        try:
-            import docker.errors
-            import requests.exceptions
-        except ImportError as exc:
-            raise EngineUnavailable(self.name, SDK_MISSING) from exc
-        try:
+        with self._sdk_errors(plan):
             api = await _thread(self._api)
             if not self._swept:
                 self._swept = True
@@ -148,6 +146,17 @@ class DockerEngine(Engine):
             image, baked = await self._image(api, plan, progress)
             await progress("image ready")
             return await self._run_container(api, plan, image, baked, progress, started)
+
+    @contextlib.contextmanager
+    def _sdk_errors(self, plan: ExecutionPlan) -> Iterator[None]:
+        """The SDK's and requests' errors as the project's own, at the edge."""
+        try:
+            import docker.errors
+            import requests.exceptions
+        except ImportError as exc:
+            raise EngineUnavailable(self.name, SDK_MISSING) from exc
+        try:
+            yield
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             if isinstance(exc, requests.exceptions.ConnectionError):
                 raise EngineUnavailable(self.name, f"lost the API at {self.host}: {exc}") from exc
@@ -167,9 +176,7 @@ class DockerEngine(Engine):
         stream: Any = None
         staging = inputs = None
         try:
-            staging = outputs.staging_dir(plan.output_dir, owner_uid=self._uid)
-            if self._uid is None:
-                staging.chmod(0o777)  # a named user's uid is unknown here
+            staging = self._staging(plan)
             inputs = write_inputs(plan)
             if not baked:
                 self._check_bundle(plan.bundle)
@@ -187,8 +194,12 @@ class DockerEngine(Engine):
             stream = await _thread(
                 functools.partial(api.attach, container, stream=True, demux=True, logs=False)
             )
+            # The tool's time starts when we ask for the start, however long the daemon takes.
+            deadline = anyio.current_time() + plan.limits.timeout
             await _thread(api.start, container)
-            exit_code, timed_out, out, err = await self._supervise(api, container, stream, plan)
+            exit_code, timed_out, out, err = await self._supervise(
+                api, container, stream, plan, deadline
+            )
             if timed_out:
                 exit_code = 124
                 notes.append(f"timed out after {plan.limits.timeout:g}s: the container was killed")
@@ -227,7 +238,7 @@ class DockerEngine(Engine):
                     outputs.discard(staging)  # a no-op once published
 
     async def _supervise(
-        self, api: Any, container: str, stream: Any, plan: ExecutionPlan
+        self, api: Any, container: str, stream: Any, plan: ExecutionPlan, deadline: float
     ) -> tuple[int, bool, outputs.CappedBuffer, outputs.CappedBuffer]:
         """Read both streams until EOF and wait for the exit, killing it at the timeout."""
         out = outputs.CappedBuffer(plan.limits.stdout)
@@ -243,17 +254,17 @@ class DockerEngine(Engine):
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(drain)
-            with anyio.move_on_after(plan.limits.timeout) as deadline:
+            with anyio.move_on_after(deadline - anyio.current_time()) as limit:
                 await drained.wait()
                 status = await _thread(api.wait, container)
-            if deadline.cancelled_caught:
+            if limit.cancelled_caught:
                 await _thread(_kill, api, container)
             with anyio.move_on_after(DRAIN_AFTER_KILL):
                 await drained.wait()
             if not drained.is_set():  # the daemon kept the stream open; stop reading
                 with contextlib.suppress(Exception):
                     stream.close()
-        return int(status.get("StatusCode", -1)), deadline.cancelled_caught, out, err
+        return int(status.get("StatusCode", -1)), limit.cancelled_caught, out, err
 
     def _container_spec(
         self,
@@ -274,8 +285,12 @@ class DockerEngine(Engine):
         if not baked:
             mounts.insert(0, Mount(WORKSPACE, str(plan.bundle), type="bind", read_only=True))
         limits = plan.limits
-        nofile, nproc = _rlimits()
         host_config = api.create_host_config(
+            # "bridge" is Docker's NAT'd default network (Podman maps it to its own): the
+            # container gets its own loopback, so the host's 127.0.0.1 services stay out of
+            # reach. "host" would hand them over, so it is never used. A dockerd started with
+            # --bridge=none (as on our CI) accepts "bridge" and gives only `lo`: a tool
+            # allowed the network then has none, which the result says (_has_bridge).
             network_mode="bridge" if plan.network else "none",
             mem_limit=limits.memory,
             memswap_limit=limits.memory,  # equal to the memory limit: no swap on top
@@ -286,12 +301,7 @@ class DockerEngine(Engine):
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             init=init or None,
-            ulimits=[
-                Ulimit(name="core", soft=0, hard=0),
-                Ulimit(name="nofile", soft=nofile, hard=nofile),
-                Ulimit(name="nproc", soft=nproc, hard=nproc),
-                Ulimit(name="fsize", soft=_fsize(limits.outputs), hard=_fsize(limits.outputs)),
-            ],
+            ulimits=[Ulimit(name=n, soft=v, hard=v) for n, v in self._ulimits(limits).items()],
             mounts=mounts,
             # Output is read from the attach stream; "none" keeps the daemon from also
             # writing a flood of it to disk.
@@ -310,13 +320,24 @@ class DockerEngine(Engine):
             "tty": False,
         }
 
-    def _environment(self, plan: ExecutionPlan, image: Mapping[str, Any]) -> dict[str, str]:
+    def _staging(self, plan: ExecutionPlan) -> Path:
+        """The directory mounted at /outputs, writable by the sandbox user."""
+        staging = outputs.staging_dir(plan.output_dir, owner_uid=self._uid)
+        if os.geteuid() not in (0, self._uid):
+            # Not root, so no chown to the sandbox user (or its uid is a name): open it up.
+            staging.chmod(0o777)
+        return staging
+
+    def _environment(
+        self, plan: ExecutionPlan, image: Mapping[str, Any], *, secrets: bool = True
+    ) -> dict[str, str]:
         env = {"HOME": "/tmp", "LANG": "C.UTF-8"}
         image_env = (image.get("Config") or {}).get("Env") or []
         if not any(e.startswith("PATH=") for e in image_env):
             env["PATH"] = DEFAULT_PATH  # otherwise the image's own PATH stands
         env.update(plan.env)
-        env.update(plan.secrets)  # into the container's environment only, never logged
+        if secrets:
+            env.update(plan.secrets)  # into the container's environment only, never logged
         return env
 
     def _labels(self, plan: ExecutionPlan, role: str) -> dict[str, str]:
@@ -495,6 +516,12 @@ class DockerEngine(Engine):
             self._bridge = podman or any(n.get("Name") == "bridge" for n in api.networks())
         return self._bridge
 
+    def _ulimits(self, limits: Limits) -> dict[str, int]:
+        ulimits = {"core": 0, "fsize": _fsize(limits.outputs)}
+        if self._product.lower().startswith("podman"):
+            ulimits.update(PODMAN_ULIMITS)
+        return ulimits
+
     def _has_init(self, api: Any, image_id: str) -> bool:
         """Whether the daemon can inject an init (docker-init; Podman needs catatonit).
 
@@ -554,6 +581,12 @@ class DockerEngine(Engine):
         the directories made here: publish or discard `staging` and remove `inputs_dir`
         (see `exec_dirs`).
         """
+        if not command:
+            raise EngineError(self.name, "exec needs a command to run")
+        with self._sdk_errors(plan):
+            return self._exec_argv(plan, command)
+
+    def _exec_argv(self, plan: ExecutionPlan, command: Sequence[str]) -> list[str]:
         api = self._api()
         name = plan.image or self.default_image
         image = _inspect_image(api, name) or self._pull(api, name)
@@ -566,12 +599,9 @@ class DockerEngine(Engine):
             baked = True
         else:
             self._check_bundle(plan.bundle)
-        staging = outputs.staging_dir(plan.output_dir, owner_uid=self._uid)
-        if self._uid is None:
-            staging.chmod(0o777)
+        staging = self._staging(plan)
         inputs = write_inputs(plan)
         limits = plan.limits
-        nofile, nproc = _rlimits()
         argv = ["docker"]
         if self.config.docker_host:
             argv += ["--host", self.config.docker_host]
@@ -590,29 +620,24 @@ class DockerEngine(Engine):
             "--tmpfs", f"/tmp:{_tmpfs_options(limits.tmp)}",
             "--cap-drop", "ALL",
             "--security-opt", "no-new-privileges",
-            "--ulimit", "core=0:0",
-            "--ulimit", f"nofile={nofile}:{nofile}",
-            "--ulimit", f"nproc={nproc}:{nproc}",
-            "--ulimit", f"fsize={_fsize(limits.outputs)}:{_fsize(limits.outputs)}",
             "--log-driver", "none",
             "--user", self.user,
             "--workdir", WORKSPACE,
         ]  # fmt: skip
+        for kind, bound in self._ulimits(limits).items():
+            argv += ["--ulimit", f"{kind}={bound}:{bound}"]
         if self._has_init(api, image["Id"]):
             argv.append("--init")
         if not baked:
             argv += ["--mount", _mount_flag(plan.bundle, WORKSPACE, read_only=True)]
         argv += ["--mount", _mount_flag(inputs, INPUTS, read_only=True)]
         argv += ["--mount", _mount_flag(staging, OUTPUTS, read_only=False)]
-        env = {"HOME": "/tmp", "LANG": "C.UTF-8", **plan.env}
-        for key, value in env.items():
+        for key, value in self._environment(plan, image, secrets=False).items():
             argv += ["--env", f"{key}={value}"]
         for key in plan.secrets:
             argv += ["--env", key]
         for key, value in self._labels(plan, "exec").items():
             argv += ["--label", f"{key}={value}"]
-        if not command:
-            raise EngineError(self.name, "exec needs a command to run")
         argv += ["--entrypoint", command[0], image["Id"], *command[1:]]
         return argv
 
@@ -728,7 +753,10 @@ def write_inputs(plan: ExecutionPlan) -> Path:
         for parent in reversed(target.relative_to(root).parents):
             (root / parent).mkdir(exist_ok=True)
             (root / parent).chmod(0o755)
-        shutil.copyfile(item.host, target)
+        try:
+            shutil.copyfile(item.host, target)
+        except OSError as exc:
+            raise EngineError("docker", f"cannot stage input file {item.host}: {exc}") from exc
         target.chmod(0o644)
     return root
 
@@ -787,22 +815,6 @@ def _fsize(outputs_cap: int) -> int:
     """The largest file the sandbox may write: one byte over the outputs cap, so that a
     file cut short by the limit is still over the cap and never exported as if complete."""
     return outputs_cap + 1
-
-
-def _rlimits() -> tuple[int, int]:
-    """(open files, processes) for the sandbox, never above this process's own hard limits.
-
-    Explicit because Podman, once given any ulimit, asks for values that a daemon without
-    CAP_SYS_RESOURCE may not grant. Processes stay at our own limit: RLIMIT_NPROC counts
-    every process of the uid host-wide, so the per-container bound is pids_limit.
-    """
-    import resource
-
-    def capped(kind: int, cap: int) -> int:
-        hard = resource.getrlimit(kind)[1]
-        return cap if hard == resource.RLIM_INFINITY else min(cap, hard)
-
-    return capped(resource.RLIMIT_NOFILE, NOFILE), capped(resource.RLIMIT_NPROC, NPROC)
 
 
 def _tmpfs_options(size: int) -> str:

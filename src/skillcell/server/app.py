@@ -38,7 +38,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
 from .. import __version__
-from ..catalog import Catalog, Tool, index_path, scan, search_path
+from ..catalog import Catalog, Tool, fingerprint, index_path, scan, search_path
 from ..config import Config
 from ..errors import ArgumentError, SkillcellError, ToolNotFound
 from ..manifest import Skill
@@ -156,7 +156,7 @@ class SkillcellApp:
         self.poll_interval = poll_interval
         self._problems: set[str] = set()
         # Taken before the first scan, so a bundle added while we start is noticed too.
-        self._signature = watch.signature(self.roots)
+        self._signature = fingerprint(self.roots)
         self._state = Published.of(self._scan())
         self.runner = Runner(lambda: self._state.catalog, config, environ=environ)
         self.limiter = anyio.CapacityLimiter(config.concurrency)
