@@ -210,8 +210,8 @@ def test_doctor_lists_every_engine_and_why(tmp_path):
 
 
 def test_exec_runs_a_command_in_the_sandbox_a_call_would_get(skills, tmp_path, sandbox):
-    done = skillcell("exec", "acme_echo_say", "--", "sh", "-c", "id -u; pwd; ls /inputs",
-                     "--skills", str(skills), cwd=tmp_path)  # fmt: skip
+    done = skillcell("exec", "acme_echo_say", "--skills", str(skills), "--",
+                     "sh", "-c", "id -u; pwd; ls /inputs", cwd=tmp_path.parent)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["65534", "/workspace", "args.json"]
 
@@ -220,3 +220,16 @@ def test_help_lists_every_command(tmp_path):
     done = skillcell("--help", cwd=tmp_path)
     for command in ("serve", "list", "inspect", "validate", "new", "run", "exec", "doctor", "cache"):
         assert command in done.stdout
+
+
+def test_exec_on_docker_runs_in_the_container_a_call_would_get(skills, tmp_path):
+    from skillcell.config import Config
+    from tests.engines.conftest import engine_for
+
+    engine_for("docker", Config())
+    done = skillcell("exec", "acme_echo_say", "--engine", "docker", "--skills", str(skills),
+                     "--", "sh", "-c",
+                     "id -u; pwd; ls /inputs; touch /workspace/x 2>/dev/null || echo read-only",
+                     cwd=tmp_path.parent)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["65534", "/workspace", "args.json", "read-only"]

@@ -32,7 +32,14 @@ EXIT_CANNOT_RUN = 3
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    ns = parser.parse_args(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    # Everything after `--` is exec's command, whatever options it holds.
+    command: list[str] = []
+    if "--" in args:
+        at = args.index("--")
+        args, command = args[:at], args[at + 1 :]
+    ns = parser.parse_args(args)
+    ns.cmd = command
     if not getattr(ns, "command", None):
         parser.print_help()
         return EXIT_USAGE
@@ -109,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true", help="print the whole result as JSON")
             p.add_argument("--no-cache", action="store_true", help="run even if a result is cached")
         else:
-            p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD... (default: a shell)")
+            p.epilog = "Put the command after --: skillcell exec TOOL -- CMD ARGS... (default: sh)"
 
     command("doctor", _doctor, "show engines, configuration and search path")
 
@@ -297,9 +304,6 @@ def _exec(ns: argparse.Namespace) -> int:
     runner = Runner(lambda: catalog, _config(ns))
     tool = catalog.lookup(ns.tool)
     args = _arguments(ns, tool.script.input_schema)
-    command = [c for c in ns.cmd if c != "--"][: None] if ns.cmd else []
-    if ns.cmd and ns.cmd[0] == "--":
-        command = ns.cmd[1:]
     try:
         _, plan = runner.prepare(ns.tool, args)
     except ArgumentError as exc:
@@ -311,7 +315,7 @@ def _exec(ns: argparse.Namespace) -> int:
     selection = runner.engines.select(plan, ns.engine or tool.skill.engine)
     _err(f"skillcell: {selection.engine.name} sandbox of {tool.name}; outputs go to "
          f"{plan.output_dir}")  # fmt: skip
-    return anyio.run(selection.engine.interactive, plan, command or ["/bin/sh"])
+    return anyio.run(selection.engine.interactive, plan, ns.cmd or ["/bin/sh"])
 
 
 def _doctor(ns: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ output_root: ~/.local/share/skillcell/outputs
 input_roots: [.]              # where file arguments may be read from
 concurrency: 8
 cache: {enabled: true, dir: ~/.cache/skillcell, max_size: 1Gi}
-docker: {host: unix:///var/run/docker.sock, user: "65534:65534"}
+docker: {host: unix:///var/run/docker.sock, user: "65534:65534", image: python:3.11-slim}
 bwrap: {uid: 65534}
 log_level: warning
 ```
@@ -70,6 +70,7 @@ class Config:
     cache_max_bytes: int = 1 << 30
     docker_host: str | None = None
     docker_user: str = "65534:65534"
+    docker_image: str = "python:3.11-slim"  # for tools whose manifest names no image
     bwrap_uid: int = 65534
     log_level: str = "warning"
 
@@ -176,11 +177,13 @@ class _Reader:
             changes["cache_dir"] = self.path(cache["dir"], "cache.dir")
         if "max_size" in cache:
             changes["cache_max_bytes"] = self.size(cache["max_size"], "cache.max_size")
-        docker = self.section(data, "docker", {"host", "user"})
+        docker = self.section(data, "docker", {"host", "user", "image"})
         if "host" in docker:
             changes["docker_host"] = str(docker["host"])
         if "user" in docker:
             changes["docker_user"] = str(docker["user"])
+        if "image" in docker:
+            changes["docker_image"] = str(docker["image"])
         bwrap = self.section(data, "bwrap", {"uid"})
         if "uid" in bwrap:
             changes["bwrap_uid"] = self.positive_int(bwrap["uid"], "bwrap.uid")

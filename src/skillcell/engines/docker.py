@@ -31,6 +31,7 @@ import os
 import shutil
 import socket
 import stat
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -93,7 +94,7 @@ class DockerEngine(Engine):
     def __init__(self, config: Config) -> None:
         super().__init__(config)
         # Config has no `docker.image` key yet; read it if a later Config grows one.
-        self.default_image: str = getattr(config, "docker_image", None) or DEFAULT_IMAGE
+        self.default_image: str = config.docker_image
         self.host: str = config.docker_host or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
         self.user: str = config.docker_user
         self._uid = _numeric_id(self.user, 0)
@@ -572,6 +573,19 @@ class DockerEngine(Engine):
             _remove(api, container["Id"])
 
     # -- exec, close --------------------------------------------------------------------
+
+    async def interactive(self, plan: ExecutionPlan, command: Sequence[str]) -> int:
+        """`skillcell exec`: the docker CLI attached to our terminal, in the plan's sandbox."""
+        argv = await _thread(self.exec_argv, plan, command)
+        inputs, staging = exec_dirs(plan)
+        try:
+            done = await anyio.to_thread.run_sync(functools.partial(
+                subprocess.run, argv, env={**os.environ, **plan.secrets}, check=False))  # fmt: skip
+            outputs.publish(staging, plan.output_dir, plan.limits.outputs)
+            return done.returncode
+        finally:
+            shutil.rmtree(inputs, ignore_errors=True)
+            outputs.discard(staging)
 
     def exec_argv(self, plan: ExecutionPlan, command: Sequence[str]) -> list[str]:
         """`docker run` of `command` in the plan's sandbox, for `skillcell exec`.
