@@ -65,6 +65,7 @@ install_packages() {
   if [ "${SKILLCELL_SETUP_PODMAN:-0}" = 1 ]; then
     has podman || wanted+=(podman)
     has runc || wanted+=(runc)
+    has catatonit || wanted+=(catatonit)  # podman's --init
   fi
   [ ${#wanted[@]} -gt 0 ] || return 0
 

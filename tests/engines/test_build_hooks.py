@@ -23,7 +23,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(params=["bwrap", "docker"])
+@pytest.fixture(params=["bwrap", "docker", "podman"])
 def hook_engine(request, config):  # type: ignore[no-untyped-def]
     return engine_for(request.param, config)
 
