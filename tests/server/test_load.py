@@ -28,6 +28,7 @@ async def test_a_thousand_mixed_calls_all_come_back_right_with_flat_memory(tmp_p
     assert report.protocol_errors == []
     assert report.wrong == []
     assert report.ok == 1000
-    assert report.by_engine == {"bwrap": 500, "docker": 500}
+    assert set(report.by_engine) == {"bwrap", "docker"}
+    assert min(report.by_engine.values()) > 450  # the calls really were mixed
     # After warm-up (thread pools, the Docker client) the server must not keep growing.
     assert report.rss_end - report.rss_warm < 15, (report.rss_warm, report.rss_end)
