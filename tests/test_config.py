@@ -193,7 +193,7 @@ FILE_ERRORS = [
     ("cache: {size: 1Gi}\n", "cache.size", "unknown key (known: dir, enabled, max_size)"),
     ("cache: {enabled: 'no'}\n", "cache.enabled", "must be true or false"),
     ("cache: {max_size: big}\n", "cache.max_size", "'big' is not a size"),
-    ("docker: {socket: x}\n", "docker.socket", "unknown key (known: host, user)"),
+    ("docker: {socket: x}\n", "docker.socket", "unknown key (known: host, image, user)"),
     ("bwrap: {uid: 0}\n", "bwrap.uid", "0 is not a positive whole number"),
     ("bwrap: {gid: 1}\n", "bwrap.gid", "unknown key (known: uid)"),
     ("log_level: loud\n", "log_level", "'loud' is not one of debug, info, warning, error"),
