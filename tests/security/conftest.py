@@ -1,0 +1,10 @@
+"""The security suite runs on asyncio, like the server."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

@@ -1,0 +1,3 @@
+"""Harmless itself: the attack is the named pipe beside it."""
+
+print("ran")

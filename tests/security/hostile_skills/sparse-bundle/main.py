@@ -1,0 +1,3 @@
+"""Harmless itself: the attack is the sparse file beside it."""
+
+print("ran")
