@@ -158,7 +158,9 @@ def test_an_input_file_is_mounted_read_only_and_its_argument_rewritten(
     t = tool(tmp_path, **FILE_TOOL)
     plan = make_plan(t, {"src": "sub/in.csv", "n": 3}, config=config, call_id="c")
     sandbox = "/inputs/files/src/in.csv"
-    assert plan.input_files == (InputFile((data / "sub" / "in.csv").resolve(), sandbox),)
+    host = (data / "sub" / "in.csv").resolve()
+    st = host.stat()
+    assert plan.input_files == (InputFile(host, sandbox, "src", st.st_dev, st.st_ino),)
     assert plan.args == {"src": sandbox, "n": 3}
     assert plan.argv == ("cat", sandbox)
 
@@ -195,8 +197,10 @@ def test_a_symlink_inside_a_root_to_a_file_inside_is_followed(
     config = replace(config, input_roots=(data,))
     plan = make_plan(tool(tmp_path, **FILE_TOOL), {"src": "link.csv"}, config=config,
                      call_id="c")  # fmt: skip
+    host = (data / "sub" / "in.csv").resolve()
+    st = host.stat()
     assert plan.input_files == (
-        InputFile((data / "sub" / "in.csv").resolve(), "/inputs/files/src/in.csv"),
+        InputFile(host, "/inputs/files/src/in.csv", "src", st.st_dev, st.st_ino),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -33,6 +34,10 @@ def validate_arguments(tool: str, schema: Mapping[str, Any], args: Any) -> dict[
     """The arguments with defaults filled in, or ArgumentError listing every problem."""
     if not isinstance(args, dict):
         raise ArgumentError(tool, [("$", f"arguments must be an object, not {_kind(args)}")])
+    # Checked first: a value nested thousands deep would exhaust the validator's recursion.
+    unusable = _unrepresentable(args, "$", 0)
+    if unusable:
+        raise ArgumentError(tool, unusable)
     filled = fill_defaults(schema, args)
     errors = sorted(_validator(_freeze(schema)).iter_errors(filled), key=lambda e: list(e.path))
     problems = [(_json_path(e.absolute_path), _short(e.message)) for e in errors]
@@ -58,6 +63,37 @@ def fill_defaults(schema: Mapping[str, Any], value: Any) -> Any:
         if key in out:
             out[key] = fill_defaults(sub, out[key])
     return out
+
+
+MAX_DEPTH = 64
+
+
+def _unrepresentable(value: Any, path: str, depth: int) -> list[tuple[str, str]]:
+    """Values JSON Schema lets through but that cannot reach a tool intact."""
+    if depth > MAX_DEPTH:
+        return [(path, f"nested more than {MAX_DEPTH} levels deep")]
+    if isinstance(value, float) and not math.isfinite(value):
+        return [(path, f"{value} is not a JSON number")]
+    if isinstance(value, str):
+        return [] if _encodable(value) else [(path, "is not valid Unicode (a lone surrogate)")]
+    if isinstance(value, dict):
+        out = []
+        for key, item in value.items():
+            if not _encodable(str(key)):
+                out.append((path, "has a key that is not valid Unicode (a lone surrogate)"))
+            out += _unrepresentable(item, f"{path}.{key}", depth + 1)
+        return out
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _unrepresentable(v, f"{path}[{i}]", depth + 1)]
+    return []
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _nul_keys(args: Mapping[str, Any]) -> Iterable[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -322,20 +323,41 @@ def _name_tools(catalog: Catalog) -> None:
             catalog.tools[name] = Tool(name, skill, script)
 
 
-def bundle_digest(directory: Path) -> str:
-    """A content digest of the bundle's files: paths, modes, bytes and link targets."""
-    h = hashlib.sha256()
+def bundle_digest(directory: Path, memo: dict[tuple[Any, ...], str] | None = None) -> str:
+    """A content digest of the bundle's files: paths, modes, bytes and link targets.
+
+    Only regular files are read (a FIFO or device in a bundle is recorded by type, never
+    opened), in chunks. With `memo`, a digest is reused while every file's size, mtime and
+    inode stay the same.
+    """
+    entries = []
     for path in sorted(_bundle_files(directory)):
-        rel = path.relative_to(directory).as_posix()
-        h.update(rel.encode() + b"\0")
-        if path.is_symlink():
-            h.update(b"L" + os.readlink(path).encode() + b"\0")
+        try:
+            st = path.lstat()
+        except OSError:
             continue
-        st = path.stat()
-        h.update(b"X" if st.st_mode & 0o111 else b"F")
-        h.update(str(st.st_size).encode() + b"\0")
-        h.update(path.read_bytes())
-    return h.hexdigest()
+        entries.append((path, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino))
+    key = (str(directory), tuple(entries))
+    if memo is not None and key in memo:
+        return memo[key]
+    h = hashlib.sha256()
+    for path, mode, size, _, _ in entries:
+        h.update(path.relative_to(directory).as_posix().encode() + b"\0")
+        if stat.S_ISLNK(mode):
+            h.update(b"L" + os.readlink(path).encode() + b"\0")
+        elif not stat.S_ISREG(mode):
+            h.update(b"S" + str(stat.S_IFMT(mode)).encode() + b"\0")
+        else:
+            h.update((b"X" if mode & 0o111 else b"F") + str(size).encode() + b"\0")
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+    digest = h.hexdigest()
+    if memo is not None:
+        if len(memo) > 256:
+            memo.clear()
+        memo[key] = digest
+    return digest
 
 
 def _bundle_files(directory: Path) -> Iterable[Path]:

@@ -277,7 +277,9 @@ def _run(ns: argparse.Namespace) -> int:
 
     async def go():  # type: ignore[no-untyped-def]
         try:
-            return await runner.call(ns.tool, args, engine=ns.engine, use_cache=not ns.no_cache)
+            # On the command line, file arguments are read relative to where the user is.
+            return await runner.call(ns.tool, args, engine=ns.engine, use_cache=not ns.no_cache,
+                                     cwd=Path.cwd())
         finally:
             await runner.aclose()
 

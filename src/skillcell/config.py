@@ -154,6 +154,10 @@ class _Reader:
             if not isinstance(raw, list):
                 raise self.fail("input_roots", "must be a list of directories")
             changes["input_roots"] = tuple(self.path(p, "input_roots") for p in raw)
+            for root in changes["input_roots"]:
+                if root == Path("/") or root == Path.home().resolve():
+                    raise self.fail("input_roots", f"{root} would let tools read the whole "
+                                                   "host (or home); name narrower directories")  # fmt: skip
         if "concurrency" in data:
             changes["concurrency"] = self.positive_int(data["concurrency"], "concurrency")
         if "log_level" in data:

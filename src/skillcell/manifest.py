@@ -138,6 +138,10 @@ def load_skill(directory: Path | str) -> Skill:
 
 
 def _read(path: Path) -> tuple[dict[str, Any], str]:
+    real = path.resolve()
+    if not real.is_relative_to(path.parent.resolve()) or not real.is_file():
+        # A link out of the bundle would publish whatever it points at (say /etc/shadow).
+        raise ManifestError(path, "", "is a link to a file outside the bundle; refused")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

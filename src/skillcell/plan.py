@@ -68,6 +68,11 @@ class Limits:
 class InputFile:
     host: Path
     sandbox: str  # absolute path under /inputs
+    param: str = ""  # the argument that named it
+    # The identity of the file that was validated: engines copy only that very file, so a
+    # symlink or FIFO swapped in afterwards is refused rather than followed.
+    device: int = 0
+    inode: int = 0
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,11 @@ from .cache import ResultCache, cache_key
 from .catalog import Catalog, Tool, bundle_digest
 from .config import Config
 from .engines import Engines, Progress, no_progress
+from .outputs import TRUNCATED
 from .plan import ExecutionPlan, RunResult
 from .planner import cacheable as plan_cacheable
 from .planner import make_plan
-from .secrets import resolve_env, scrub
+from .secrets import resolve_env, scrub, scrub_file
 
 log = logging.getLogger(__name__)
 TICK = 1.0  # seconds between "running" progress reports
@@ -47,6 +48,7 @@ class Runner:
         self.config = config
         self.engines = engines or Engines(config)
         self.cache = ResultCache(config.cache_dir, config.cache_max_bytes)
+        self._digests: dict[tuple[Any, ...], str] = {}  # bundle digests by the files' stat
 
     async def aclose(self) -> None:
         await self.engines.aclose()
@@ -86,7 +88,8 @@ class Runner:
             env=env,
             secrets=secrets,
             cwd=cwd,
-            bundle_digest=bundle_digest(tool.skill.path) if plan_cacheable(tool) else "",
+            bundle_digest=(bundle_digest(tool.skill.path, self._digests)
+                           if plan_cacheable(tool) else ""),
         )
 
     async def call(
@@ -129,11 +132,15 @@ class Runner:
         log.info("running %s on %s (call %s)", tool.name, chosen.name, plan.call_id)
         result = await _with_ticks(chosen.run(plan, progress), progress)
         await progress("done")
+        notes = [*selection.notes, *result.notes]
+        if plan.secrets:
+            notes += [f"scrubbed a secret from {path.name}" for path in result.outputs
+                      if scrub_file(path, plan.secrets)]  # fmt: skip
         result = replace(
             result,
-            stdout=scrub(result.stdout, plan.secrets),
-            stderr=scrub(result.stderr, plan.secrets),
-            notes=tuple(scrub(n, plan.secrets) for n in (*selection.notes, *result.notes)),
+            stdout=scrub(result.stdout, plan.secrets, cut=TRUNCATED),
+            stderr=scrub(result.stderr, plan.secrets, cut=TRUNCATED),
+            notes=tuple(scrub(n, plan.secrets) for n in notes),
         )
         if key is not None and result.ok:
             # Failed and timed-out runs are not worth repeating instantly: the next call retries.

@@ -8,6 +8,7 @@ server's own environment (the env block of a client's MCP config). Never from to
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from .errors import SecretMissing
 from .manifest import Skill
@@ -45,8 +46,34 @@ def from_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def scrub(text: str, secrets: Mapping[str, str]) -> str:
-    """Replace every secret value in text; longest first so overlapping values go whole."""
-    for value in sorted((v for v in secrets.values() if v), key=len, reverse=True):
+def scrub(text: str, secrets: Mapping[str, str], *, cut: str | None = None) -> str:
+    """Replace every secret value in text; longest first so overlapping values go whole.
+
+    With `cut` (the marker a capped stream ends with), a secret's beginning left at the cut is
+    scrubbed too: the rest of it was dropped, but its prefix is still part of the secret.
+    """
+    values = sorted((v for v in secrets.values() if v), key=len, reverse=True)
+    tail = ""
+    if cut is not None and cut in text:
+        text, tail = text.split(cut, 1)
+        tail = cut + tail
+        for value in values:
+            for size in range(len(value) - 1, 0, -1):
+                if text.endswith(value[:size]):
+                    text = text[:-size] + SCRUBBED
+                    break
+    for value in values:
         text = text.replace(value, SCRUBBED)
-    return text
+    return text + tail
+
+
+def scrub_file(path: Path, secrets: Mapping[str, str]) -> bool:
+    """Scrub secret values out of a file in place; whether anything was found."""
+    data = path.read_bytes()
+    clean = data
+    for value in sorted((v for v in secrets.values() if v), key=len, reverse=True):
+        clean = clean.replace(value.encode(), SCRUBBED.encode())
+    if clean == data:
+        return False
+    path.write_bytes(clean)
+    return True

@@ -32,6 +32,9 @@ class LocalEngine(Engine):
     async def run(self, plan: ExecutionPlan, progress: Progress = no_progress) -> RunResult:
         if not self.config.allow_unsandboxed:
             raise EngineError(self.name, "unsandboxed runs are off (set allow_unsandboxed: true)")
+        if plan.input_files:
+            # Their arguments name /inputs paths, which exist only inside a sandbox.
+            raise EngineError(self.name, "file arguments need a sandboxed engine")
         staging = staging_dir(plan.output_dir)
         inputs = Path(tempfile.mkdtemp(prefix="skillcell-inputs-"))
         try:
