@@ -65,7 +65,7 @@ def fill_defaults(schema: Mapping[str, Any], value: Any) -> Any:
     return out
 
 
-MAX_DEPTH = 64
+MAX_DEPTH = 128
 
 
 def _unrepresentable(value: Any, path: str, depth: int) -> list[tuple[str, str]]:

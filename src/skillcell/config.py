@@ -11,7 +11,8 @@ accept_risks:                 # per engine, policies it may leave unenforced
 limits: {timeout: 60s, memory: 512Mi, cpus: 1, pids: 256,
          stdout: 1Mi, stderr: 1Mi, outputs: 64Mi, tmp: 64Mi}
 output_root: ~/.local/share/skillcell/outputs
-input_roots: [.]              # where file arguments may be read from
+input_roots: [~/data]         # where file arguments may be read from (unset: none when
+                              # serving, the working directory for `skillcell run`)
 concurrency: 8
 cache: {enabled: true, dir: ~/.cache/skillcell, max_size: 1Gi}
 docker: {host: unix:///var/run/docker.sock, user: "65534:65534", image: python:3.11-slim}
