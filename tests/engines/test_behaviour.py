@@ -270,7 +270,7 @@ async def test_an_input_file_is_readable_under_inputs(engine, config: Config, bu
     data = tmp_path / "data.csv"
     data.write_text("a,b\n1,2\n")
     plan = make_plan(config, bundle, python("print(open('/inputs/files/f/data.csv').read())"))
-    plan = replace(plan, input_files=(InputFile(data, "/inputs/files/f/data.csv"),))
+    plan = replace(plan, input_files=(InputFile(data, "/inputs/files/f/data.csv", "f", data.stat().st_dev, data.stat().st_ino),))
     result = await engine.run(plan)
     assert result.stdout.strip() == "a,b\n1,2"
 

@@ -151,7 +151,7 @@ async def test_pipeline_runs_the_image_hooks_before_inputs_and_the_argv_whole(
         build_hooks=("pip install -r requirements.txt", "npm ci"),
         args={"text": HOSTILE},
         env={"MODE": "fast"},
-        input_files=(InputFile(data, "/inputs/files/data.csv"),),
+        input_files=(InputFile(data, "/inputs/files/data.csv", "data", data.stat().st_dev, data.stat().st_ino),),
         limits=Limits(timeout=30),
     )
     api.responses["stdout"] = "ok\n"

@@ -185,7 +185,7 @@ async def test_args_json_and_declared_input_files_are_readable_and_nothing_else_
         "try:\n    open('/inputs/x', 'w')\nexcept OSError as e:\n    print('ro', e.errno)\n"
     )
     plan = make_plan(bundle, py(code), args={"table": sandbox, "n": 3},
-                     input_files=(InputFile(data, sandbox),))  # fmt: skip
+                     input_files=(InputFile(data, sandbox, "data", data.stat().st_dev, data.stat().st_ino),))  # fmt: skip
     result = await engine.run(plan)
     lines = result.stdout.splitlines()
     assert json.loads(lines[0]) == {"table": sandbox, "n": 3}

@@ -61,6 +61,10 @@ PROBE_TTL = 5.0  # seconds an availability answer is reused
 API_TIMEOUT = 60  # seconds per API request (waits on the container pass no timeout)
 POOL_SIZE = 32  # each running call holds an attach stream and a wait
 DRAIN_AFTER_KILL = 5.0  # seconds to collect the last output once the container is killed
+RETRY_REMOVALS = 10.0  # seconds aclose() spends on removals that failed before
+# Free space under which the output filesystem counts as full after a call: a write that
+# failed for want of space leaves (almost) none, so the staged outputs may be cut short.
+FULL_DISK_MARGIN = 64 << 10
 BUILD_TIMEOUT = 600.0
 BUILD_REPO = "skillcell-build"
 # Podman, once given any ulimit, drops its configured defaults and asks for open files and
@@ -108,6 +112,10 @@ class DockerEngine(Engine):
         self._lock = threading.Lock()
         self._build_locks: dict[str, threading.Lock] = {}
         self._swept = False
+        # Containers whose removal failed (the daemon was gone): retried by the next run()
+        # and by aclose(), since _sweep spares every container of a live owner.
+        self._unremoved: set[str] = set()
+        self._unremoved_lock = threading.Lock()
 
     # -- availability -------------------------------------------------------------------
 
@@ -141,6 +149,7 @@ class DockerEngine(Engine):
         started = time.monotonic()
         with self._sdk_errors(plan):
             api = await _thread(self._api)
+            await self._retry_removals(api)
             if not self._swept:
                 self._swept = True
                 await _thread(self._sweep, api)
@@ -160,7 +169,12 @@ class DockerEngine(Engine):
             yield
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             if isinstance(exc, requests.exceptions.ConnectionError):
-                raise EngineUnavailable(self.name, f"lost the API at {self.host}: {exc}") from exc
+                raise EngineUnavailable(
+                    self.name,
+                    f"lost the Docker/Podman API at {self.host} during {plan.tool}: "
+                    f"{_short(exc)}; check that the daemon is running (`docker info`) "
+                    "and call again",
+                ) from exc
             raise EngineError(self.name, f"{plan.tool}: {_short(exc)}") from exc
 
     async def _run_container(
@@ -177,8 +191,17 @@ class DockerEngine(Engine):
         stream: Any = None
         staging = inputs = None
         try:
-            staging = self._staging(plan)
-            inputs = write_inputs(plan)
+            try:
+                staging = self._staging(plan)
+                inputs = inputs_dir(plan)  # known before it exists: removed whatever happens
+                # A worker thread: copying large input files must not stall the event loop.
+                await anyio.to_thread.run_sync(write_inputs, plan)
+            except OSError as exc:
+                raise EngineError(
+                    self.name,
+                    f"{plan.tool}: cannot prepare the call's directories under "
+                    f"{plan.output_dir.parent}: {exc.strerror or exc}",
+                ) from exc
             if not baked:
                 self._check_bundle(plan.bundle)
             if plan.network and not await _thread(self._has_bridge, api):
@@ -210,7 +233,18 @@ class DockerEngine(Engine):
                 if note:
                     notes.append(note)
             await progress("exporting")
-            export = outputs.publish(staging, plan.output_dir, plan.limits.outputs)
+            if self._out_of_space(staging):
+                # A write into /outputs may have failed half-way: a cut-short file must not
+                # be exported as if it were the tool's result.
+                outputs.discard(staging)
+                notes.append(
+                    f"the output filesystem ({plan.output_dir.parent}) is out of space: the "
+                    "tool's outputs may be incomplete, so none were exported; free some space "
+                    "and call again"
+                )
+                export = outputs.Export((), ())
+            else:
+                export = outputs.publish(staging, plan.output_dir, plan.limits.outputs)
             notes.extend(export.notes)
             return RunResult(
                 exit_code=exit_code,
@@ -232,7 +266,7 @@ class DockerEngine(Engine):
                     with contextlib.suppress(Exception):
                         stream.close()
                 if container is not None:
-                    await anyio.to_thread.run_sync(_remove, api, container)
+                    await anyio.to_thread.run_sync(self._remove_or_remember, api, container)
                 if inputs is not None:
                     shutil.rmtree(inputs, ignore_errors=True)
                 if staging is not None:
@@ -246,26 +280,39 @@ class DockerEngine(Engine):
         err = outputs.CappedBuffer(plan.limits.stderr)
         drained = anyio.Event()
         status: dict[str, Any] = {}
+        # An error inside the task group would leave it wrapped in an ExceptionGroup, which
+        # run()'s mapping (_sdk_errors) never matches: keep it and raise it bare afterwards.
+        failures: list[Exception] = []
 
         async def drain() -> None:
             try:
                 await _thread(_pump, stream, out, err)
+            except Exception as exc:
+                failures.append(exc)
             finally:
                 drained.set()
 
+        timed_out = False
         async with anyio.create_task_group() as tg:
             tg.start_soon(drain)
-            with anyio.move_on_after(deadline - anyio.current_time()) as limit:
-                await drained.wait()
-                status = await _thread(api.wait, container)
-            if limit.cancelled_caught:
-                await _thread(_kill, api, container)
-            with anyio.move_on_after(DRAIN_AFTER_KILL):
-                await drained.wait()
+            try:
+                with anyio.move_on_after(deadline - anyio.current_time()) as limit:
+                    await drained.wait()
+                    status = await _thread(api.wait, container)
+                timed_out = limit.cancelled_caught
+                if timed_out:
+                    await _thread(_kill, api, container)
+                with anyio.move_on_after(DRAIN_AFTER_KILL):
+                    await drained.wait()
+            except Exception as exc:  # the daemon went away, most likely
+                failures.append(exc)
+                tg.cancel_scope.cancel()  # stop waiting on the reader too
             if not drained.is_set():  # the daemon kept the stream open; stop reading
                 with contextlib.suppress(Exception):
                     stream.close()
-        return int(status.get("StatusCode", -1)), limit.cancelled_caught, out, err
+        if failures:
+            raise failures[0]
+        return int(status.get("StatusCode", -1)), timed_out, out, err
 
     def _container_spec(
         self,
@@ -320,6 +367,36 @@ class DockerEngine(Engine):
             "stdin_open": False,
             "tty": False,
         }
+
+    def _out_of_space(self, staging: Path) -> bool:
+        """Whether the filesystem of `staging` is (nearly) full after the tool ran."""
+        try:
+            st = os.statvfs(staging)
+        except OSError:
+            return False
+        # Root may write into the blocks reserved for it; any other user may not.
+        free = st.f_bfree if self._uid == 0 else st.f_bavail
+        return free * st.f_frsize < FULL_DISK_MARGIN or bool(st.f_files and not st.f_favail)
+
+    def _remove_or_remember(self, api: Any, container: str) -> None:
+        """Remove `container`; if the daemon cannot be asked now, try again later."""
+        if not _remove(api, container):
+            with self._unremoved_lock:
+                self._unremoved.add(container)
+
+    def _remove_unremoved(self, api: Any, containers: Sequence[str]) -> None:
+        for container in containers:
+            if _remove(api, container):
+                with self._unremoved_lock:
+                    self._unremoved.discard(container)
+
+    async def _retry_removals(self, api: Any) -> None:
+        """Remove the containers whose removal failed earlier (the daemon came back)."""
+        with self._unremoved_lock:
+            pending = sorted(self._unremoved)
+        if pending:
+            log.info("docker: retrying the removal of %d container(s)", len(pending))
+            await _thread(self._remove_unremoved, api, pending)
 
     def _staging(self, plan: ExecutionPlan) -> Path:
         """The directory mounted at /outputs, writable by the sandbox user."""
@@ -476,7 +553,7 @@ class DockerEngine(Engine):
                     ],
                 )
             finally:
-                _remove(api, container)
+                self._remove_or_remember(api, container)
             built = _inspect_image(api, tag)
             if built is None:
                 raise EngineError(self.name, f"the committed build image {tag} vanished")
@@ -542,7 +619,7 @@ class DockerEngine(Engine):
                         labels={LABEL: "1", LABEL_OWNER: self._owner, LABEL_ROLE: "probe"},
                         host_config=api.create_host_config(init=True, network_mode="none"),
                     )["Id"]
-                    _remove(api, probe)
+                    self._remove_or_remember(api, probe)
                     self._init = True
                 except docker.errors.APIError as exc:
                     log.warning(
@@ -614,7 +691,11 @@ class DockerEngine(Engine):
         else:
             self._check_bundle(plan.bundle)
         staging = self._staging(plan)
-        inputs = write_inputs(plan)
+        try:
+            inputs = write_inputs(plan)
+        except BaseException:
+            outputs.discard(staging)  # the caller never learns of it
+            raise
         limits = plan.limits
         argv = ["docker"]
         if self.config.docker_host:
@@ -657,6 +738,15 @@ class DockerEngine(Engine):
 
     async def aclose(self) -> None:
         with self._lock:
+            client = self._client
+        if client is not None:
+            with (
+                anyio.CancelScope(shield=True),
+                anyio.move_on_after(RETRY_REMOVALS),
+                contextlib.suppress(Exception),
+            ):
+                await self._retry_removals(client.api)
+        with self._lock:
             client, self._client = self._client, None
         if client is not None:
             await anyio.to_thread.run_sync(client.close)
@@ -685,12 +775,16 @@ def _kill(api: Any, container: str) -> None:
         api.kill(container)
 
 
-def _remove(api: Any, container: str) -> None:
+def _remove(api: Any, container: str) -> bool:
+    """Force-remove `container`; whether it is gone (removed now or already)."""
     try:
         api.remove_container(container, force=True, v=True)
     except Exception as exc:
-        if getattr(getattr(exc, "response", None), "status_code", None) != 404:
-            log.warning("docker: could not remove container %s: %s", container[:12], _short(exc))
+        if getattr(getattr(exc, "response", None), "status_code", None) == 404:
+            return True
+        log.warning("docker: could not remove container %s: %s", container[:12], _short(exc))
+        return False
+    return True
 
 
 def _remove_call(api: Any, call_id: str) -> None:
@@ -750,28 +844,38 @@ def exec_dirs(plan: ExecutionPlan) -> tuple[Path, Path]:
 
 
 def write_inputs(plan: ExecutionPlan) -> Path:
-    """args.json and copies of the declared input files, readable by the sandbox user."""
+    """args.json and copies of the declared input files, readable by the sandbox user.
+
+    Only the very files the planner validated are copied (outputs.copy_input): one swapped
+    for a symlink or FIFO since is refused with ArgumentError. On any failure the directory
+    is removed before the error propagates.
+    """
     root = inputs_dir(plan)
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
-    root.chmod(0o755)
-    args = root / "args.json"
-    args.write_bytes(plan.args_json)
-    args.chmod(0o644)
-    for item in plan.input_files:
-        rel = PurePosixPath(item.sandbox).relative_to(INPUTS)
-        if ".." in rel.parts or not rel.parts:
-            raise EngineError("docker", f"input file path {item.sandbox!r} leaves {INPUTS}")
-        target = root.joinpath(*rel.parts)
-        for parent in reversed(target.relative_to(root).parents):
-            (root / parent).mkdir(exist_ok=True)
-            (root / parent).chmod(0o755)
-        try:
-            shutil.copyfile(item.host, target)
-        except OSError as exc:
-            raise EngineError("docker", f"cannot stage input file {item.host}: {exc}") from exc
-        target.chmod(0o644)
+    try:
+        root.chmod(0o755)
+        args = root / "args.json"
+        args.write_bytes(plan.args_json)
+        args.chmod(0o644)
+        for item in plan.input_files:
+            rel = PurePosixPath(item.sandbox).relative_to(INPUTS)
+            if ".." in rel.parts or not rel.parts:
+                raise EngineError("docker", f"input file path {item.sandbox!r} leaves {INPUTS}")
+            target = root.joinpath(*rel.parts)
+            for parent in reversed(target.relative_to(root).parents):
+                (root / parent).mkdir(exist_ok=True)
+                (root / parent).chmod(0o755)
+            try:
+                outputs.copy_input(plan.tool, item, target)
+            except OSError as exc:
+                raise EngineError(
+                    "docker", f"cannot stage input file {item.host}: {exc.strerror or exc}"
+                ) from exc
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
     return root
 
 
