@@ -370,6 +370,8 @@ class DockerEngine(Engine):
 
     def _out_of_space(self, staging: Path) -> bool:
         """Whether the filesystem of `staging` is (nearly) full after the tool ran."""
+        if os.path.ismount(staging):
+            return False  # its own tmpfs, sized to the cap: full means over the cap (publish)
         try:
             st = os.statvfs(staging)
         except OSError:
@@ -400,7 +402,9 @@ class DockerEngine(Engine):
 
     def _staging(self, plan: ExecutionPlan) -> Path:
         """The directory mounted at /outputs, writable by the sandbox user."""
-        staging = outputs.staging_dir(plan.output_dir, owner_uid=self._uid)
+        staging = outputs.staging_dir(
+            plan.output_dir, owner_uid=self._uid, cap=plan.limits.outputs
+        )
         if os.geteuid() not in (0, self._uid):
             # Not root, so no chown to the sandbox user (or its uid is a name): open it up.
             staging.chmod(0o777)

@@ -35,7 +35,7 @@ class LocalEngine(Engine):
         if plan.input_files:
             # Their arguments name /inputs paths, which exist only inside a sandbox.
             raise EngineError(self.name, "file arguments need a sandboxed engine")
-        staging = staging_dir(plan.output_dir)
+        staging = staging_dir(plan.output_dir, cap=plan.limits.outputs)
         inputs = Path(tempfile.mkdtemp(prefix="skillcell-inputs-"))
         try:
             (inputs / "args.json").write_bytes(plan.args_json)
