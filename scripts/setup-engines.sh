@@ -53,7 +53,7 @@ has() { command -v "$1" >/dev/null 2>&1; }
 
 install_packages() {
   local wanted=() pkg
-  has bwrap || wanted+=(bubblewrap)
+  has bwrap || wanted+=(bubblewrap); has slirp4netns || wanted+=(slirp4netns)  # its network
   { has dockerd && has docker; } || wanted+=(docker.io)
   has mmdebstrap || wanted+=(mmdebstrap)
   { has newuidmap && has newgidmap; } || wanted+=(uidmap)

@@ -171,7 +171,7 @@ FILE_ERRORS = [
     ("accept_risks: [dagger]\n", "accept_risks", "must map an engine to a list of policies"),
     ("accept_risks: {vm: [image]}\n", "accept_risks.vm", "'vm' is not one of"),
     ("accept_risks: {dagger: [no-network]}\n", "accept_risks.dagger",
-     "policies are network-off, memory-limit, cpu-limit, pids-limit, image"),
+     "policies are network-off, network-on, memory-limit, cpu-limit, pids-limit, image"),
     ("limits: 5\n", "limits", "must be a mapping"),
     ("limits: {timeout: soon}\n", "limits.timeout", "'soon' is not a duration like 30s or 2m"),
     ("limits: {timeout: 0}\n", "limits.timeout", "is not a duration"),

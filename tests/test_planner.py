@@ -11,7 +11,7 @@ import pytest
 from skillcell.catalog import Tool, scan
 from skillcell.config import Config
 from skillcell.errors import ArgumentError
-from skillcell.plan import CPUS, IMAGE, MEMORY, NETWORK_OFF, PIDS, InputFile, Limits, Secrets
+from skillcell.plan import CPUS, IMAGE, MEMORY, NETWORK_OFF, NETWORK_ON, PIDS, InputFile, Limits, Secrets
 from skillcell.planner import cacheable, make_plan, network_allowed
 
 
@@ -108,15 +108,15 @@ def test_limits_come_from_the_manifest_where_declared_else_the_config(
 
 
 REQUIRED = [
-    ("", False, set(), "open-world-demands-nothing"),
+    ("", False, {NETWORK_ON}, "open-world-demands-host-isolation"),
     ("annotations: {openWorldHint: false}\n", False, {NETWORK_OFF}, "closed-world-network-off"),
     ("network: false\n", False, {NETWORK_OFF}, "network-false"),
-    ("resources: {memory: 256Mi}\n", False, {MEMORY}, "declared-memory"),
-    ("resources: {cpus: 1}\n", False, {CPUS}, "declared-cpus"),
-    ("resources: {pids: 32}\n", False, {PIDS}, "declared-pids"),
-    ("from: alpine\n", True, {IMAGE}, "strict-images-with-an-image"),
-    ("from: alpine\n", False, set(), "image-without-strict-images"),
-    ("", True, set(), "strict-images-without-an-image"),
+    ("resources: {memory: 256Mi}\n", False, {NETWORK_ON, MEMORY}, "declared-memory"),
+    ("resources: {cpus: 1}\n", False, {NETWORK_ON, CPUS}, "declared-cpus"),
+    ("resources: {pids: 32}\n", False, {NETWORK_ON, PIDS}, "declared-pids"),
+    ("from: alpine\n", True, {NETWORK_ON, IMAGE}, "strict-images-with-an-image"),
+    ("from: alpine\n", False, {NETWORK_ON}, "image-without-strict-images"),
+    ("", True, {NETWORK_ON}, "strict-images-without-an-image"),
     ("network: false\nfrom: alpine\nresources: {memory: 1Gi, cpus: 2, pids: 9}\n", True,
      {NETWORK_OFF, MEMORY, CPUS, PIDS, IMAGE}, "everything"),
 ]  # fmt: skip

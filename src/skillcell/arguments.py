@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -71,7 +72,9 @@ MAX_DEPTH = 128
 def _unrepresentable(value: Any, path: str, depth: int) -> list[tuple[str, str]]:
     """Values JSON Schema lets through but that cannot reach a tool intact."""
     if depth > MAX_DEPTH:
-        return [(path, f"nested more than {MAX_DEPTH} levels deep")]
+        # Named by its argument: a path 128 levels long helps nobody.
+        top = re.match(r"\$(\.[^.\[]+)?", path)
+        return [(top.group(0) if top else "$", f"nested more than {MAX_DEPTH} levels deep")]
     if isinstance(value, float) and not math.isfinite(value):
         return [(path, f"{value} is not a JSON number")]
     if isinstance(value, str):

@@ -33,10 +33,10 @@ import yaml
 
 from .errors import ConfigError
 from .manifest import ENGINES, parse_duration, parse_size
-from .plan import CPUS, IMAGE, MEMORY, NETWORK_OFF, PIDS, Limits
+from .plan import CPUS, IMAGE, MEMORY, NETWORK_OFF, NETWORK_ON, PIDS, Limits
 
 PROFILES = ("development", "production")
-POLICIES = (NETWORK_OFF, MEMORY, CPUS, PIDS, IMAGE)
+POLICIES = (NETWORK_OFF, NETWORK_ON, MEMORY, CPUS, PIDS, IMAGE)
 DEFAULT_FALLBACKS = ("dagger", "docker", "bwrap")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 

@@ -19,6 +19,7 @@ ARGS_FILE = f"{INPUTS}/args.json"
 
 # Policies an engine may be unable to enforce; selection skips it for a plan that needs one.
 NETWORK_OFF = "network-off"
+NETWORK_ON = "network-on"  # network access that cannot reach the host's own services
 MEMORY = "memory-limit"
 CPUS = "cpu-limit"
 PIDS = "pids-limit"

@@ -12,7 +12,18 @@ from typing import Any
 from .catalog import Tool
 from .config import Config
 from .errors import ArgumentError
-from .plan import CPUS, IMAGE, INPUTS, MEMORY, NETWORK_OFF, PIDS, ExecutionPlan, InputFile, Secrets
+from .plan import (
+    CPUS,
+    IMAGE,
+    INPUTS,
+    MEMORY,
+    NETWORK_OFF,
+    NETWORK_ON,
+    PIDS,
+    ExecutionPlan,
+    InputFile,
+    Secrets,
+)
 
 
 def network_allowed(tool: Tool) -> bool:
@@ -55,6 +66,7 @@ def make_plan(
     network = network_allowed(tool)
     required = {
         NETWORK_OFF: not network,
+        NETWORK_ON: network,
         MEMORY: declared.memory is not None,
         CPUS: declared.cpus is not None,
         PIDS: declared.pids is not None,

@@ -642,24 +642,6 @@ def prepare_sparse(ctx: Ctx) -> None:
         f.truncate(SPARSE_SIZE)
 
 
-FINDING_DOCS = ("finding: a SKILL.md symlinked out of the bundle is read by the server and "
-                "published as the tool's docs (manifest.load_skill follows links)")  # fmt: skip
-FINDING_LOOPBACK = ("finding: bwrap's --share-net gives open-world tools the host's loopback "
-                    "services and abstract sockets; docker uses a bridge for this reason")  # fmt: skip
-FINDING_DISK = ("finding: /outputs is host disk with only a per-file limit; one call can fill "
-                "the disk with many files each under the cap")  # fmt: skip
-FINDING_ROOT = ("finding: bwrap leaves the sandbox's root tmpfs writable and unbounded (only "
-                "the memory cgroup stops it; nothing without cgroups)")  # fmt: skip
-FINDING_SECRET_FILE = "finding: output files are not scrubbed of secret values"
-FINDING_BOUNDARY = ("finding: a secret cut by the stdout cap is not scrubbed; its prefix "
-                    "reaches the model")  # fmt: skip
-FINDING_NAMES = ("finding: output names that are not UTF-8 make the result unserialisable "
-                 "(lone surrogates in RunResult.outputs)")  # fmt: skip
-FINDING_FIFO = ("finding: bundle_digest opens every bundle file on the event loop; a named "
-                "pipe blocks the whole server")  # fmt: skip
-FINDING_SPARSE = ("finding: bundle_digest reads each bundle file whole into memory, on the "
-                  "event loop; a sparse 256 MiB file costs 256 MiB of server memory")  # fmt: skip
-
 ATTACKS: tuple[Attack, ...] = (
     Attack(
         "read-shadow",
@@ -707,7 +689,6 @@ ATTACKS: tuple[Attack, ...] = (
         "SKILL.md is a symlink to /etc/shadow (read by the server)",
         "never read through: the docs stay out of the catalog",
         check_symlink_docs,
-        findings={"*": FINDING_DOCS},
     ),
     Attack(
         "net-closed",
@@ -723,7 +704,6 @@ ATTACKS: tuple[Attack, ...] = (
         "the host's loopback stays out of reach",
         check_net,
         lambda ctx: prepare_net(ctx, closed=False),
-        findings={"bwrap": FINDING_LOOPBACK},
     ),
     Attack(
         "fork-bomb",
@@ -754,7 +734,6 @@ ATTACKS: tuple[Attack, ...] = (
         check_fill_tmp,
         lambda ctx: ctx.args.update(dir="/", limit_mib=64, files=64),
         bundle="fill-tmp",
-        findings={"bwrap": FINDING_ROOT},
     ),
     Attack(
         "fill-outputs",
@@ -770,7 +749,6 @@ ATTACKS: tuple[Attack, ...] = (
         check_fill_outputs_disk,
         prepare_fill_outputs,
         bundle="fill-outputs",
-        findings={"*": FINDING_DISK},
     ),
     Attack(
         "flood-streams",
@@ -797,7 +775,6 @@ ATTACKS: tuple[Attack, ...] = (
         prepare_secret,
         bundle="leak-secret",
         script="file",
-        findings={"*": FINDING_SECRET_FILE},
     ),
     Attack(
         "leak-secret-at-cap",
@@ -807,7 +784,6 @@ ATTACKS: tuple[Attack, ...] = (
         prepare_secret,
         bundle="leak-secret",
         script="boundary",
-        findings={"*": FINDING_BOUNDARY},
     ),
     Attack(
         "daemonize",
@@ -833,7 +809,6 @@ ATTACKS: tuple[Attack, ...] = (
         "output files named with non-UTF-8 bytes, newlines, escapes",
         "the result stays valid JSON inside the output root",
         check_odd_names,
-        findings={"*": FINDING_NAMES},
     ),
     Attack(
         "fifo-in-bundle",
@@ -842,7 +817,6 @@ ATTACKS: tuple[Attack, ...] = (
         check_server_responsive,
         prepare_fifo,
         bombs=True,
-        findings={"*": FINDING_FIFO},
     ),
     Attack(
         "sparse-bundle",
@@ -851,7 +825,6 @@ ATTACKS: tuple[Attack, ...] = (
         check_server_responsive,
         prepare_sparse,
         bombs=True,
-        findings={"*": FINDING_SPARSE},
     ),
 )
 

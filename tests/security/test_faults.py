@@ -200,12 +200,6 @@ def unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
-def finding_on(request: pytest.FixtureRequest, engine: str, reasons: dict[str, str]) -> None:
-    """Mark this run an expected failure (strict) when `engine` has a known finding here."""
-    if engine in reasons:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=f"finding: {reasons[engine]}"))
-
-
 class _Broken:
     """An engine whose daemon is gone: every run raises the engine's own error."""
 
@@ -255,11 +249,8 @@ async def test_a_bundle_deleted_while_its_call_runs_ends_as_a_failed_call(env: E
 
 
 async def test_a_call_to_a_bundle_deleted_before_it_runs_fails_with_a_clear_error(
-    env: Env, request: pytest.FixtureRequest
+    env: Env,
 ) -> None:
-    finding_on(request, env.engine, {"bwrap": (
-        "a bundle removed before its call makes bwrap raise a raw FileNotFoundError from "
-        "_world_traversable (docker says 'bundle ... is not readable')")})  # fmt: skip
     shutil.rmtree(env.skills / "sleeper")
     with pytest.raises(BaseException) as info:
         await env.runner.call("sectest-fault/sleeper", env.args())
@@ -270,13 +261,8 @@ async def test_a_call_to_a_bundle_deleted_before_it_runs_fails_with_a_clear_erro
 
 
 async def test_an_input_file_deleted_after_validation_fails_clearly_and_leaves_nothing(
-    env: Env, request: pytest.FixtureRequest
+    env: Env,
 ) -> None:
-    finding_on(request, env.engine, {
-        "bwrap": "an input file gone before the copy raises a raw FileNotFoundError",
-        "docker": "an input file gone before the copy leaves <call>.inputs in output_root/.staging "
-                  "(write_inputs fails after mkdir; _run_container never learns the path)",
-    })  # fmt: skip
     data = env.root / "inputs" / "data.csv"
     data.write_text("a,b\n")
     tool, plan = env.runner.prepare("sectest-fault/reader", {"path": "data.csv"},
@@ -305,14 +291,8 @@ def full_disk(env: Env) -> Iterator[Path]:
 
 
 async def test_outputs_on_a_full_disk_fail_clearly_with_nothing_partial_left(
-    env: Env, full_disk: Path, request: pytest.FixtureRequest
+    env: Env, full_disk: Path
 ) -> None:
-    finding_on(request, env.engine, {
-        "bwrap": "publish() copying staged outputs onto a full output root raises a raw "
-                 "shutil.Error (ENOSPC) and leaves the partial copy in output_root/.staging",
-        "docker": "a tool that hits ENOSPC in /outputs (staged on the full disk) has its "
-                  "truncated file exported as a result, with no note",
-    })  # fmt: skip
     config = replace(env.runner.config, output_root=full_disk,
                      limits=replace(env.runner.config.limits, outputs=64 << 20))  # fmt: skip
     runner = make_runner(env.runner.catalog(), config)
@@ -503,10 +483,6 @@ async def _kill_daemon_mid_call(daemon: Daemon) -> DaemonDeath:
                            containers, other)  # fmt: skip
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "finding: the daemon's death surfaces as a raw requests ConnectionError inside an "
-    "ExceptionGroup: DockerEngine._supervise runs api.wait in a task group, so run()'s "
-    "mapping to EngineUnavailable never sees it"))  # fmt: skip
 def test_the_docker_daemon_dying_mid_call_is_a_clear_engine_error(
     daemon_death: DaemonDeath,
 ) -> None:
@@ -528,10 +504,6 @@ def test_once_the_daemon_is_back_calls_run_again_and_leave_nothing(
     assert not daemon_death.other_leftovers, daemon_death.other_leftovers
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "finding: the container of a call whose daemon died stays behind (labelled "
-    "skillcell.call) after the daemon returns: its removal failed once and is never retried, "
-    "and _sweep spares every container of a live owner"))  # fmt: skip
 def test_once_the_daemon_is_back_the_dead_calls_container_is_removed(
     daemon_death: DaemonDeath,
 ) -> None:

@@ -5,8 +5,12 @@ The policy, line by line (each is a flag below, and each is tested):
   read-only; not /root, /home, /var, /run, the project checkout or any socket;
 - the bundle read-only at /workspace (the workdir), inputs read-only under /inputs, /tmp a
   size-capped tmpfs, /outputs the only host directory that can be written;
-- every namespace unshared (the network is shared only when the plan allows it), no further
-  user namespaces, all capabilities dropped, a new session (no TIOCSTI into our terminal);
+- every namespace unshared, the network too: a tool the plan lets on the network gets its own
+  namespace with user-mode networking (slirp4netns, see slirp.py), never the host's, so the
+  host's loopback services and abstract unix sockets stay out of reach; no further user
+  namespaces, all capabilities dropped, a new session (no TIOCSTI into our terminal);
+- the root and /dev read-only (remounted after the mounts): nothing lands outside /tmp,
+  /dev/shm (a tmpfs as small as /tmp) and /outputs;
 - the process runs as an unprivileged uid, also when skillcell runs as root (setpriv drops to
   it before bwrap starts);
 - environment: PATH, HOME, LANG, TMPDIR plus the declared variables and secrets, nothing else;
@@ -34,18 +38,21 @@ from typing import Any
 import anyio
 
 from ..errors import EngineError
-from ..outputs import discard, publish, staging_dir
-from ..plan import CPUS, IMAGE, INPUTS, OUTPUTS, WORKSPACE, ExecutionPlan, RunResult
-from . import Availability, Engine, Progress, no_progress
+from ..outputs import copy_input, discard, publish, staging_dir
+from ..plan import CPUS, IMAGE, INPUTS, NETWORK_ON, OUTPUTS, WORKSPACE, ExecutionPlan, RunResult
+from . import Availability, Engine, Progress, no_progress, slirp
 from .cgroups import Cgroup, Cgroups
 from .process import run_process
 
 ETC_FILES = (
     "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "ssl", "ca-certificates",
-    "ca-certificates.conf", "resolv.conf", "hosts", "nsswitch.conf", "localtime", "timezone",
+    "ca-certificates.conf", "hosts", "nsswitch.conf", "localtime", "timezone",
     "mime.types", "python3", "python3.11",
 )  # fmt: skip
 ROOT_DIRS = ("bin", "lib", "lib32", "lib64", "libx32", "sbin")
+# A policy of open-world plans this engine cannot enforce without slirp4netns: network access
+# that does not include the host's own loopback services. (Selection skips bwrap for it once
+# the planner lists it in ExecutionPlan.required for network plans; until then run() refuses.)
 PATH = "/usr/local/bin:/usr/bin:/bin"
 
 # Runs first, as the caller: join the call's cgroups, set rlimits, then exec the sandbox.
@@ -81,6 +88,16 @@ def _chown_tree(path: Path, uid: int) -> None:
 def _copy_readable(data: bytes, target: Path) -> None:
     target.write_bytes(data)
     target.chmod(0o644)
+
+
+def _resolv_conf() -> str:
+    """Names slirp4netns's DNS forwarder; keeps the host's search domains and options."""
+    try:
+        host = Path("/etc/resolv.conf").read_text(errors="replace").splitlines()
+    except OSError:
+        host = []
+    kept = [line for line in host if line.split()[:1] in (["search"], ["domain"], ["options"])]
+    return "".join(f"{line}\n" for line in [f"nameserver {slirp.DNS}", *kept])
 
 
 def _world_traversable(path: Path) -> bool:
@@ -123,12 +140,15 @@ class BwrapEngine(Engine):
             return Availability(False, f"bubblewrap cannot create a sandbox here: {why}")
         self._cgroups = Cgroups.detect()
         limits = f"cgroup v{self._cgroups.version}" if self._cgroups else "rlimits only, no cgroups"
-        return Availability(True, f"bubblewrap, {limits}")
+        network = "network-allowed tools refused" if slirp.problem() else "network via slirp4netns"
+        return Availability(True, f"bubblewrap, {limits}, {network}")
 
     def unsupported(self, plan: ExecutionPlan) -> set[str]:
         missing = {IMAGE}
         if self.available() and self._cgroups is None:
             missing.add(CPUS)
+        if plan.network and slirp.problem():
+            missing.add(NETWORK_ON)
         return missing
 
     async def run(self, plan: ExecutionPlan, progress: Progress = no_progress) -> RunResult:
@@ -204,8 +224,13 @@ class BwrapEngine(Engine):
             if target.is_dir():  # built by a concurrent call or process while we waited
                 return target
             work = deps / f".{key}.{plan.call_id}"
-            shutil.copytree(plan.bundle, work, symlinks=True)
-            _chown_tree(work, self.config.bwrap_uid)
+            try:
+                shutil.copytree(plan.bundle, work, symlinks=True)
+                _chown_tree(work, self.config.bwrap_uid)
+            except OSError as exc:
+                shutil.rmtree(work, ignore_errors=True)
+                raise EngineError(self.name, f"could not copy the bundle of {plan.tool} for its "
+                                             f"build hooks: {exc}") from exc  # fmt: skip
             try:
                 for hook in plan.build_hooks:
                     build = replace(plan, bundle=work, network=True, argv=("sh", "-c", hook),
@@ -231,41 +256,76 @@ class BwrapEngine(Engine):
     def _sandbox(
         self, plan: ExecutionPlan, *, new_session: bool = True, writable_workspace: bool = False
     ) -> Iterator[tuple[list[str], dict[str, str], Cgroup | None, Path]]:
-        """The host command line (without the tool's argv), its env, cgroup and staging dir."""
+        """The host command line (without the tool's argv), its env, cgroup and staging dir.
+
+        Raises EngineError when the sandbox cannot be prepared (the bundle gone, the disk full,
+        no way to give a network plan its own network), and after the body when the network
+        could not be set up (the tool did not run then).
+        """
+        if plan.network and (why := slirp.problem()):
+            raise EngineError(self.name, why)
+        if not plan.bundle.is_dir():
+            raise EngineError(self.name, f"the bundle of {plan.tool} is gone: "
+                                         f"{plan.bundle} is no directory any more")  # fmt: skip
         uid = self.config.bwrap_uid
-        runtime = self._runtime_dir()
-        staging = staging_dir(plan.output_dir, owner_uid=uid, base=runtime / "outputs")
-        inputs = Path(tempfile.mkdtemp(prefix="inputs-", dir=runtime))
+        try:
+            runtime = self._runtime_dir()
+            staging = staging_dir(plan.output_dir, owner_uid=uid, base=runtime / "outputs",
+                                  cap=plan.limits.outputs)  # fmt: skip
+        except OSError as exc:
+            raise EngineError(self.name, f"could not prepare the sandbox of {plan.tool}: "
+                                         f"{exc}") from exc  # fmt: skip
+        inputs: Path | None = None
+        status: Path | None = None
         group = None
         try:
-            os.chmod(inputs, 0o755)
-            _copy_readable(plan.args_json, inputs / "args.json")
-            for item in plan.input_files:
-                # A copy, not a bind: the sandbox uid may not traverse to the original, and a
-                # symlink swapped in after validation cannot redirect a copy already made.
-                target = inputs / item.sandbox.removeprefix(INPUTS + "/")
-                target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-                _copy_readable(item.host.read_bytes(), target)
-            bundle = self._visible_bundle(plan, runtime)
-            if self._cgroups is not None:
-                group = self._cgroups.create(f"call-{plan.call_id}", plan.limits)
+            try:
+                inputs = Path(tempfile.mkdtemp(prefix="inputs-", dir=runtime))
+                os.chmod(inputs, 0o755)
+                _copy_readable(plan.args_json, inputs / "args.json")
+                for item in plan.input_files:
+                    # A copy, not a bind: the sandbox uid may not traverse to the original, and
+                    # only the very file that was validated is copied (never a swapped-in link).
+                    target = inputs / item.sandbox.removeprefix(INPUTS + "/")
+                    target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+                    copy_input(plan.tool, item, target)
+                bundle = self._visible_bundle(plan, runtime)
+                if plan.network:
+                    fd, name = tempfile.mkstemp(prefix="net-", dir=runtime)
+                    os.close(fd)
+                    status = Path(name)
+                if self._cgroups is not None:
+                    group = self._cgroups.create(f"call-{plan.call_id}", plan.limits)
+            except OSError as exc:
+                raise EngineError(self.name, f"could not prepare the sandbox of {plan.tool}: "
+                                             f"{exc}") from exc  # fmt: skip
             # One block over the cap: a file cut short by the limit is then over it and discarded.
             fsize = plan.limits.outputs // 512 + 1
             address_space = "" if group or not plan.limits.memory else str(plan.limits.memory // 1024)
+            flags = self._flags(plan, bundle, inputs, staging, new_session, writable_workspace)
+            command = [*self._drop_privileges(), "bwrap", *flags]
+            if status is not None:
+                # Between the wrapper (cgroup, rlimits) and bwrap: slirp4netns is the call's too.
+                at = len(self._drop_privileges()) + 1
+                as_uid = uid if os.geteuid() == 0 else None
+                command = slirp.helper_argv(status, command, at, as_uid, not new_session)
             argv = [
                 "/bin/sh", "-c", _WRAPPER, "sh", str(fsize), address_space,
-                *(group.procs_files if group else []), "--",
-                *self._drop_privileges(),
-                "bwrap", *self._flags(plan, bundle, inputs, staging, new_session,
-                                      writable_workspace),
+                *(group.procs_files if group else []), "--", *command,
             ]  # fmt: skip
             env = {"PATH": PATH, "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
                    **plan.env, **plan.secrets}  # fmt: skip
             yield argv, env, group, staging
+            if status is not None and (failure := slirp.read_status(status)):
+                raise EngineError(self.name, f"no network for {plan.tool}, so it did not run: "
+                                             f"{failure}")  # fmt: skip
         finally:
             if group is not None:
                 group.remove()
-            shutil.rmtree(inputs, ignore_errors=True)
+            if inputs is not None:
+                shutil.rmtree(inputs, ignore_errors=True)
+            if status is not None:
+                status.unlink(missing_ok=True)
             discard(staging)
 
     def _flags(
@@ -279,17 +339,23 @@ class BwrapEngine(Engine):
     ) -> list[str]:
         uid = str(self.config.bwrap_uid)
         flags = [
-            "--unshare-all", "--unshare-user", *([] if not plan.network else ["--share-net"]),
-            "--disable-userns", "--uid", uid, "--gid", uid,
+            "--unshare-all", "--unshare-user", "--disable-userns", "--uid", uid, "--gid", uid,
             "--die-with-parent", *(["--new-session"] if new_session else []),
             "--cap-drop", "ALL", "--hostname", "skillcell",
             "--ro-bind", "/usr", "/usr", *self._root_links(),
             *self._etc_binds(),
             "--proc", "/proc", "--dev", "/dev",
+            # bwrap's /dev is a tmpfs of the sandbox uid's with no size: only /dev/shm stays
+            # writable there (below), bounded like /tmp.
+            "--size", str(plan.limits.tmp), "--tmpfs", "/dev/shm",
             "--size", str(plan.limits.tmp), "--tmpfs", "/tmp",
             "--bind" if writable_workspace else "--ro-bind", str(bundle), WORKSPACE,
             "--ro-bind", str(inputs), INPUTS,
-            "--bind", str(staging), OUTPUTS, "--chdir", WORKSPACE,
+            "--bind", str(staging), OUTPUTS,
+            # Last of the mounts: the root and /dev tmpfs read-only (nothing lands outside /tmp,
+            # /dev/shm and /outputs); the mounts on them keep their own mode.
+            "--remount-ro", "/dev", "--remount-ro", "/",
+            "--chdir", WORKSPACE,
         ]  # fmt: skip
         return [*flags, "--"]
 
@@ -351,22 +417,37 @@ class BwrapEngine(Engine):
                 flags += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
         etc = self._synthetic_etc()
         return [*flags, "--ro-bind", str(etc / "passwd"), "/etc/passwd",
-                "--ro-bind", str(etc / "group"), "/etc/group"]  # fmt: skip
+                "--ro-bind", str(etc / "group"), "/etc/group",
+                "--ro-bind", str(etc / "resolv.conf"), "/etc/resolv.conf"]  # fmt: skip
 
     def _synthetic_etc(self) -> Path:
-        """passwd and group naming only root and the sandbox user: the host's stay hidden."""
+        """passwd and group naming only root and the sandbox user: the host's stay hidden; and a
+        resolv.conf naming slirp's DNS forwarder, with the host's search domains and options.
+
+        Named by a hash of its contents in the runtime dir, so every engine shares one copy and
+        none is left behind per process."""
         if self._etc is None or not self._etc.exists():
             uid = self.config.bwrap_uid
-            etc = Path(tempfile.mkdtemp(prefix="skillcell-etc-"))
-            (etc / "passwd").write_text(
-                f"root:x:0:0:root:/root:/usr/sbin/nologin\nsandbox:x:{uid}:{uid}::/tmp:/bin/sh\n"
-            )
-            (etc / "group").write_text(f"root:x:0:\nsandbox:x:{uid}:\n")
-            os.chmod(etc, 0o755)
+            files = {
+                "passwd": f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
+                          f"sandbox:x:{uid}:{uid}::/tmp:/bin/sh\n",
+                "group": f"root:x:0:\nsandbox:x:{uid}:\n",
+                "resolv.conf": _resolv_conf(),
+            }  # fmt: skip
+            digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+            etc = self._runtime_dir() / f"etc-{digest}"
+            if not etc.is_dir():
+                tmp = Path(tempfile.mkdtemp(prefix=".etc-", dir=etc.parent))
+                for name, text in files.items():
+                    (tmp / name).write_text(text)
+                    (tmp / name).chmod(0o644)
+                os.chmod(tmp, 0o755)
+                try:
+                    os.rename(tmp, etc)
+                except OSError:
+                    shutil.rmtree(tmp, ignore_errors=True)  # another process made it first
             self._etc = etc
         return self._etc
 
     async def aclose(self) -> None:
-        if self._etc is not None:
-            shutil.rmtree(self._etc, ignore_errors=True)
-            self._etc = None
+        self._etc = None  # shared by content; stays for the next engine

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import EngineError
 from ..outputs import discard, publish, staging_dir
-from ..plan import CPUS, IMAGE, MEMORY, NETWORK_OFF, PIDS, ExecutionPlan, RunResult
+from ..plan import CPUS, IMAGE, MEMORY, NETWORK_OFF, NETWORK_ON, PIDS, ExecutionPlan, RunResult
 from . import Availability, Engine, Progress, no_progress
 from .process import run_process
 
@@ -27,7 +27,7 @@ class LocalEngine(Engine):
         return Availability(True, "plain subprocess, no isolation")
 
     def unsupported(self, plan: ExecutionPlan) -> set[str]:
-        return {NETWORK_OFF, MEMORY, CPUS, PIDS, IMAGE}
+        return {NETWORK_OFF, NETWORK_ON, MEMORY, CPUS, PIDS, IMAGE}
 
     async def run(self, plan: ExecutionPlan, progress: Progress = no_progress) -> RunResult:
         if not self.config.allow_unsandboxed:
