@@ -22,7 +22,7 @@ PODMAN_CONF=/etc/containers/containers.conf
 # any line here rebuilds the stand-in on the next run. dpkg's path-exclude takes fnmatch
 # globs (no {a,b} braces), hence one option per directory.
 ROOTFS_RECIPE=(
-  mmdebstrap --variant=essential --include=python3,ca-certificates,tzdata
+  mmdebstrap --variant=essential --include=python3,python3-pip,ca-certificates,tzdata
   --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr
   --dpkgopt=path-exclude=/usr/share/doc/*
   --dpkgopt=path-exclude=/usr/share/man/*
