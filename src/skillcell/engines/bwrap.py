@@ -177,19 +177,7 @@ class BwrapEngine(Engine):
                 notes.append(f"killed: timed out after {plan.limits.timeout:g}s")
             await progress("exporting")
             export = publish(staging, plan.output_dir, plan.limits.outputs)
-        return RunResult(
-            exit_code=outcome.exit_code,
-            stdout=outcome.stdout.text(),
-            stderr=outcome.stderr.text(),
-            engine=self.name,
-            duration_ms=outcome.duration_ms,
-            outputs=export.files,
-            output_dir=plan.output_dir if export.files else None,
-            stdout_truncated=outcome.stdout.truncated,
-            stderr_truncated=outcome.stderr.truncated,
-            timed_out=outcome.timed_out,
-            notes=(*notes, *export.notes),
-        )
+        return outcome.result(self.name, plan, export, notes)
 
     async def interactive(self, plan: ExecutionPlan, command: Sequence[str]) -> int:
         """Run `command` in the plan's sandbox with our terminal attached (skillcell exec)."""

@@ -57,16 +57,6 @@ class LocalEngine(Engine):
         finally:
             shutil.rmtree(inputs, ignore_errors=True)
             discard(staging)
-        return RunResult(
-            exit_code=outcome.exit_code,
-            stdout=outcome.stdout.text(),
-            stderr=outcome.stderr.text(),
-            engine=self.name,
-            duration_ms=outcome.duration_ms,
-            outputs=export.files,
-            output_dir=plan.output_dir if export.files else None,
-            stdout_truncated=outcome.stdout.truncated,
-            stderr_truncated=outcome.stderr.truncated,
-            timed_out=outcome.timed_out,
-            notes=("ran unsandboxed (allow_unsandboxed is on)", *export.notes),
+        return outcome.result(
+            self.name, plan, export, ["ran unsandboxed (allow_unsandboxed is on)"]
         )

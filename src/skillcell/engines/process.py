@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import anyio
 from anyio.abc import ByteReceiveStream, Process
 
-from ..outputs import CappedBuffer
+from ..outputs import CappedBuffer, Export
+from ..plan import ExecutionPlan, RunResult
 
 TIMEOUT_EXIT = 124  # what coreutils' timeout reports
 
@@ -29,6 +30,23 @@ class Outcome:
     stderr: CappedBuffer
     timed_out: bool
     duration_ms: float
+
+    def result(
+        self, engine: str, plan: ExecutionPlan, export: Export, notes: Sequence[str] = ()
+    ) -> RunResult:
+        return RunResult(
+            exit_code=self.exit_code,
+            stdout=self.stdout.text(),
+            stderr=self.stderr.text(),
+            engine=engine,
+            duration_ms=self.duration_ms,
+            outputs=export.files,
+            output_dir=plan.output_dir if export.files else None,
+            stdout_truncated=self.stdout.truncated,
+            stderr_truncated=self.stderr.truncated,
+            timed_out=self.timed_out,
+            notes=(*notes, *export.notes),
+        )
 
 
 async def run_process(
