@@ -238,3 +238,14 @@ async def test_an_engine_failure_surfaces_as_an_engine_error_not_a_group(tmp_pat
     runner = Runner(lambda: catalog, replace(config, fallbacks=("bwrap",)), environ={})
     with pytest.raises(EngineError, match="no compiler"):
         await runner.call("test_counter_count", {"word": "x"})
+
+
+async def test_a_tool_that_is_not_cacheable_runs_every_time(tmp_path, config):
+    manifest = COUNTER.replace("idempotentHint: true", "idempotentHint: false")
+    write_bundle(tmp_path / "plain", "c", manifest, {"count.py": COUNT_PY})
+    engine_for("bwrap", config)
+    catalog = scan([tmp_path / "plain"])
+    runner = Runner(lambda: catalog, replace(config, fallbacks=("bwrap",)), environ={})
+    results = [(await runner.call("test_counter_count", {"word": "w"})).result for _ in range(3)]
+    assert not any(r.cached for r in results)
+    assert len({r.stdout for r in results}) == 3  # each run stamped its own time

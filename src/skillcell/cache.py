@@ -80,6 +80,8 @@ class ResultCache:
 
     def get(self, key: str, output_dir: Path) -> RunResult | None:
         entry = self.results / key[:2] / key
+        if not (entry / "entry.json").exists():
+            return None
         try:
             data = json.loads((entry / "entry.json").read_text())
             if data.get("format") != FORMAT or data.get("key") != key:
@@ -88,8 +90,6 @@ class ResultCache:
             for rel, digest in files.items():
                 if _file_digest(entry / "files" / rel) != digest:
                     raise ValueError(f"{rel} changed")
-        except FileNotFoundError:
-            return None
         except (OSError, ValueError, KeyError, TypeError):
             shutil.rmtree(entry, ignore_errors=True)  # corrupt: a miss, replaced by the next run
             return None
