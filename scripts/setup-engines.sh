@@ -188,8 +188,10 @@ EOF
     else
       log "starting the Podman API service on unix://$PODMAN_SOCK (log: $PODMAN_LOG)"
       rm -f "$PODMAN_SOCK"
-      setsid podman system service --time=0 "unix://$PODMAN_SOCK" \
-        </dev/null >"$PODMAN_LOG" 2>&1 9>&- &
+      # From /: conmon drops an `oom` marker file into its working directory when a
+      # container is OOM-killed, which would otherwise land in whatever directory ran us.
+      (cd / && setsid podman system service --time=0 "unix://$PODMAN_SOCK" \
+        </dev/null >"$PODMAN_LOG" 2>&1 9>&- &)
     fi
     wait_for_api "the Podman API service" "$PODMAN_LOG"
   fi
