@@ -171,7 +171,7 @@ def _list(ns: argparse.Namespace) -> int:
         return 0
     width = max((len(t.name) for t in tools), default=0)
     for tool in tools:
-        summary = tool.definition()["description"].splitlines()[0] if tool.definition() else ""
+        summary = tool.definition()["description"].splitlines()[0]  # never empty
         print(f"{tool.name:<{width}}  {summary[:100]}")
     for skill in catalog.documents:
         print(f"{'(docs) ' + skill.name:<{width}}  {skill.description[:100]}")
