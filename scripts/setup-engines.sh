@@ -190,8 +190,9 @@ EOF
       rm -f "$PODMAN_SOCK"
       # From /: conmon drops an `oom` marker file into its working directory when a
       # container is OOM-killed, which would otherwise land in whatever directory ran us.
-      (cd / && setsid podman system service --time=0 "unix://$PODMAN_SOCK" \
-        </dev/null >"$PODMAN_LOG" 2>&1 9>&- &)
+      # The subshell execs podman, and neither keeps our lock (fd 9) open.
+      (cd / && exec setsid podman system service --time=0 "unix://$PODMAN_SOCK") \
+        </dev/null >"$PODMAN_LOG" 2>&1 9>&- &
     fi
     wait_for_api "the Podman API service" "$PODMAN_LOG"
   fi
